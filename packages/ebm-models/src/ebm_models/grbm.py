@@ -1,0 +1,144 @@
+"""Gaussian-Bernoulli restricted Boltzmann machine.
+
+E(v, h) = ½‖(v − b)/σ‖² − cᵀh − vᵀWh,   v ∈ R^D, h ∈ {0, 1}^H, σ = exp(log_std).
+
+p(h_j = 1 | v) = sigmoid(c + vᵀW)_j,   p(v | h) = N(b + σ² ⊙ Wh, diag σ²),
+F(v) = ½‖(v − b)/σ‖² − Σ_j softplus(c_j + (vᵀW)_j).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ebm_models._checks import check_data, check_positive_int
+
+
+class GRBM(nn.Module):
+    """Gaussian-Bernoulli RBM with parameters ``W (D, H)``, ``b (D,)``, ``c (H,)``,
+    ``log_std (D,)``.
+
+    ``energy(v, h)`` broadcasts over leading sample dimensions of ``h``:
+    ``v: (B, D)``, ``h: (*S, B, H)`` gives ``(*S, B)``.
+    """
+
+    def __init__(
+        self,
+        v_dim: int,
+        h_dim: int,
+        *,
+        learn_std: bool = True,
+        weight_std: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int(v_dim, "v_dim")
+        check_positive_int(h_dim, "h_dim")
+        self.v_dim = v_dim
+        self.h_dim = h_dim
+        self.W = nn.Parameter(weight_std * torch.randn(v_dim, h_dim, generator=generator))
+        self.b = nn.Parameter(torch.zeros(v_dim))
+        self.c = nn.Parameter(torch.zeros(h_dim))
+        self.log_std = nn.Parameter(torch.zeros(v_dim), requires_grad=learn_std)
+
+    @property
+    def std(self) -> Tensor:
+        """σ: (D,)."""
+        return self.log_std.exp()
+
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """E(v, h). v: (B, D); h: (*S, B, H) -> (*S, B)."""
+        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
+        return quadratic - h @ self.c - ((v @ self.W) * h).sum(-1)
+
+    def forward(self, v: Tensor, h: Tensor) -> Tensor:
+        """The energy: the model is itself an energy callable."""
+        return self.energy(v, h)
+
+    def posterior_logits(self, v: Tensor) -> Tensor:
+        """logit p(h = 1 | v) = c + vᵀW. v: (B, D) -> (B, H)."""
+        return self.c + v @ self.W
+
+    def posterior_probs(self, v: Tensor) -> Tensor:
+        """p(h = 1 | v). v: (B, D) -> (B, H)."""
+        check_data(v, self.v_dim, "v")
+        return torch.sigmoid(self.posterior_logits(v))
+
+    def visible_mean(self, h: Tensor) -> Tensor:
+        """E[v | h] = b + σ² ⊙ Wh. h: (B, H) -> (B, D)."""
+        return self.b + self.std.square() * (h @ self.W.T)
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) = −log Σ_h exp(−E(v, h)). v: (B, D) -> (B,)."""
+        check_data(v, self.v_dim, "v")
+        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
+        return quadratic - F.softplus(self.posterior_logits(v)).sum(-1)
+
+    def score(self, v: Tensor) -> Tensor:
+        """Exact marginal score ∇_v log p(v) = −(v − b)/σ² + W sigmoid(c + vᵀW).
+
+        v: (B, D) -> (B, D). Differentiable with respect to the parameters and v.
+        """
+        check_data(v, self.v_dim, "v")
+        return (
+            -(v - self.b) / self.std.square() + torch.sigmoid(self.posterior_logits(v)) @ self.W.T
+        )
+
+    def exact_posterior(self) -> ExactBernoulliPosterior:
+        """p(h | v) as a posterior object (``rsample``, ``log_prob``, ``probs``)."""
+        return ExactBernoulliPosterior(self)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        steps: int = 1000,
+        init: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` visible samples by ``steps`` block-Gibbs sweeps. -> (n, D).
+
+        Chains start from ``init`` (n, D) or from N(b, σ²).
+        """
+        check_positive_int(n, "n")
+        check_positive_int(steps, "steps")
+        if init is None:
+            v = self.b + self.std * torch.randn(n, self.v_dim, generator=generator)
+        else:
+            v = check_data(init, self.v_dim, "init").clone()
+            if v.shape[0] != n:
+                raise ValueError(f"init must have {n} rows, got {v.shape[0]}")
+        for _ in range(steps):
+            h = torch.bernoulli(torch.sigmoid(self.posterior_logits(v)), generator=generator)
+            v = self.visible_mean(h) + self.std * torch.randn(
+                v.shape, generator=generator, dtype=v.dtype
+            )
+        return v
+
+
+class ExactBernoulliPosterior:
+    """The GRBM's exact posterior p(h | v) = Π_j Bernoulli(sigmoid(c + vᵀW)_j).
+
+    Follows the posterior contract: ``rsample(v, n) -> (n, B, H)`` (exact binary
+    draws; no reparameterisation, no parameters) and ``log_prob(h, v) -> (n, B)``.
+    """
+
+    def __init__(self, grbm: GRBM) -> None:
+        self.grbm = grbm
+
+    def probs(self, v: Tensor) -> Tensor:
+        """p(h = 1 | v). v: (B, D) -> (B, H)."""
+        return self.grbm.posterior_probs(v)
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n exact draws h ~ p(h | v). v: (B, D) -> (n, B, H)."""
+        check_positive_int(n, "n")
+        probs = self.probs(v).detach()
+        return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """log p(h | v). h: (n, B, H), v: (B, D) -> (n, B)."""
+        logits = self.grbm.posterior_logits(check_data(v, self.grbm.v_dim, "v"))
+        return -F.binary_cross_entropy_with_logits(logits.expand_as(h), h, reduction="none").sum(-1)

@@ -1,0 +1,103 @@
+"""Fitting the variational posterior q_φ(h | v) to the model's posterior p_θ(h | v).
+
+A posterior loss is a pure function ``loss(energy, posterior, v, *, n_samples,
+generator) -> scalar`` whose φ-gradient moves q towards p(h | v); θ is held fixed
+by differentiating with respect to φ only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from score_estimators._checks import check_count, check_data, check_energy_values, check_samples
+from score_estimators.posteriors import Posterior
+
+Energy = Callable[[Tensor, Tensor], Tensor]
+PosteriorLoss = Callable[..., Tensor]
+
+
+def _draw(
+    energy: Energy,
+    posterior: Posterior,
+    v: Tensor,
+    n_samples: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    check_data(v)
+    check_count(n_samples, "n_samples")
+    return check_samples(posterior.rsample(v, n_samples, generator=generator), n_samples, len(v))
+
+
+def kl_loss(
+    energy: Energy,
+    posterior: Posterior,
+    v: Tensor,
+    *,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """KL(q ‖ p(h | v)) up to log p(v): E_q[E(v, h) + log q(h | v)], the negative ELBO.
+
+    Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
+    """
+    h = _draw(energy, posterior, v, n_samples, generator)
+    energies = check_energy_values(energy(v, h), n_samples, len(v))
+    return (energies + posterior.log_prob(h, v)).mean()
+
+
+def fisher_loss(
+    energy: Energy,
+    posterior: Posterior,
+    v: Tensor,
+    *,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Posterior Fisher divergence E_q‖∇_h log q(h | v) − ∇_h log p̃(v, h)‖² (continuous h).
+
+    ∇_h log p(h | v) = ∇_h log p̃(v, h), so the unknown normaliser drops out.
+    Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
+    """
+    h = _draw(energy, posterior, v, n_samples, generator)
+    if not h.requires_grad:
+        h = h.requires_grad_(True)
+    energies = check_energy_values(energy(v, h), n_samples, len(v))
+    log_ratio = posterior.log_prob(h, v) + energies
+    (grad_h,) = torch.autograd.grad(log_ratio.sum(), h, create_graph=True)
+    return grad_h.square().flatten(2).sum(-1).mean()
+
+
+def fit_posterior(
+    energy: Energy,
+    posterior: nn.Module,
+    v: Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    steps: int = 5,
+    loss: PosteriorLoss = kl_loss,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Take ``steps`` optimiser steps on ``loss`` for one minibatch v: (B, ...).
+
+    Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
+    untouched. Returns the loss before the last step.
+    """
+    check_count(steps, "steps", minimum=0)
+    v = check_data(v).detach()
+    phi = [p for p in posterior.parameters() if p.requires_grad]
+    if not phi:
+        raise ValueError("posterior has no trainable parameters to fit")
+    value = float("nan")
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        objective = loss(energy, posterior, v, n_samples=n_samples, generator=generator)
+        if not bool(torch.isfinite(objective)):
+            raise FloatingPointError(f"posterior loss is not finite: {objective.item()}")
+        objective.backward(inputs=phi)
+        optimizer.step()
+        value = objective.item()
+    return value

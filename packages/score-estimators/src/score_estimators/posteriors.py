@@ -1,0 +1,134 @@
+"""Variational posteriors q_φ(h | v).
+
+A posterior offers ``rsample(v, n) -> (n, B, H)`` and ``log_prob(h, v) -> (n, B)``;
+its parameters φ are those of the network that maps v to the distribution's
+parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from score_estimators._checks import check_count, check_data, check_positive
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Posterior(Protocol):
+    """The posterior contract."""
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws h ~ q(h | v), reparameterised where possible. v: (B, ...) -> (n, B, H)."""
+        ...
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """log q(h | v). h: (n, B, H), v: (B, ...) -> (n, B)."""
+        ...
+
+
+def _apply_net(net: Callable[[Tensor], T], v: Tensor) -> T:
+    """Run the parameter network, turning a shape clash into an error naming ``v``."""
+    check_data(v)
+    try:
+        return net(v)
+    except RuntimeError as error:
+        raise ValueError(
+            f"v of shape {tuple(v.shape)} does not fit the posterior's network: {error}"
+        ) from error
+
+
+def _check_batch(params: Tensor, v: Tensor) -> Tensor:
+    if params.dim() < 2 or params.shape[0] != v.shape[0]:
+        raise ValueError(
+            f"the posterior's network must return (B, H) with B the batch of v "
+            f"({v.shape[0]}), got {tuple(params.shape)}"
+        )
+    return params
+
+
+def _check_draws(h: Tensor, params: Tensor) -> None:
+    if h.shape[1:] != params.shape:
+        raise ValueError(
+            f"h must have shape (n, {', '.join(map(str, params.shape))}), got {tuple(h.shape)}"
+        )
+
+
+class BernoulliPosterior(nn.Module):
+    """Factorised Bernoulli q(h | v) with logits from ``logits_net(v) -> (B, H)``.
+
+    ``temperature`` > 0 draws relaxed Bernoulli (binary Concrete / Gumbel-softmax)
+    samples, differentiable in φ; ``temperature=None`` draws exact binary samples.
+    ``log_prob`` is the Bernoulli log-mass Σ h log p + (1 − h) log(1 − p), which
+    relaxed samples evaluate by continuity.
+    """
+
+    def __init__(self, logits_net: nn.Module, *, temperature: float | None = 0.1) -> None:
+        super().__init__()
+        if temperature is not None:
+            check_positive(temperature, "temperature")
+        self.logits_net = logits_net
+        self.temperature = temperature
+
+    def logits(self, v: Tensor) -> Tensor:
+        """logit q(h = 1 | v). v: (B, ...) -> (B, H)."""
+        return _check_batch(_apply_net(self.logits_net, v), v)
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws. v: (B, ...) -> (n, B, H)."""
+        check_count(n, "n")
+        logits = self.logits(v)
+        if self.temperature is None:
+            probs = torch.sigmoid(logits.detach())
+            return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
+        u = torch.rand((n, *logits.shape), generator=generator, dtype=logits.dtype)
+        u = u.clamp(torch.finfo(logits.dtype).tiny, 1.0 - torch.finfo(logits.dtype).eps)
+        return torch.sigmoid((logits + u.log() - (-u).log1p()) / self.temperature)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """Σ_j h_j log p_j + (1 − h_j) log(1 − p_j). h: (n, B, H), v: (B, ...) -> (n, B)."""
+        logits = self.logits(v)
+        _check_draws(h, logits)
+        return -F.binary_cross_entropy_with_logits(logits.expand_as(h), h, reduction="none").sum(-1)
+
+
+class GaussianPosterior(nn.Module):
+    """Diagonal Gaussian q(h | v) = N(μ(v), diag σ(v)²), reparameterised.
+
+    ``net(v)`` returns the pair ``(mean, log_std)``, each (B, H).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def mean_and_log_std(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        """v: (B, ...) -> ((B, H), (B, H))."""
+        mean, log_std = _apply_net(self.net, v)
+        _check_batch(mean, v)
+        if mean.shape != log_std.shape:
+            raise ValueError(
+                f"the posterior's network must return mean and log_std of one shape, "
+                f"got {tuple(mean.shape)} and {tuple(log_std.shape)}"
+            )
+        return mean, log_std
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws μ + σ ⊙ ε. v: (B, ...) -> (n, B, H)."""
+        check_count(n, "n")
+        mean, log_std = self.mean_and_log_std(v)
+        eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype)
+        return mean + log_std.exp() * eps
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """log N(h; μ(v), σ(v)²). h: (n, B, H), v: (B, ...) -> (n, B)."""
+        mean, log_std = self.mean_and_log_std(v)
+        _check_draws(h, mean)
+        z = (h - mean) / log_std.exp()
+        return (-0.5 * z.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -1,0 +1,191 @@
+"""Estimators against exact answers: the enumerated score of a binary-latent model and
+the closed-form score of a Gaussian-latent model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import (
+    DTYPE,
+    BinaryLatentEnergy,
+    ExactBinaryPosterior,
+    GaussianLatentEnergy,
+    LinearGaussianNet,
+    flat_grad,
+)
+from torch import Tensor
+
+from score_estimators import (
+    BiSM,
+    ExactScore,
+    GaussianPosterior,
+    ImportanceSampling,
+    VaES,
+    VaESCV,
+    VaGES,
+    kl_loss,
+)
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def weighted_square_loss(score: Tensor) -> Tensor:
+    """A loss nonlinear in the score, so that its gradient depends on the score's value."""
+    weights = torch.arange(1, score.shape[-1] + 1, dtype=score.dtype)
+    return (weights * score.square()).sum() + score.sum()
+
+
+def test_vaes_cv_equals_exact_score_with_exact_posterior(binary_model, data):
+    posterior = ExactBinaryPosterior(binary_model)
+    exact = binary_model.enumerated_score(data)
+    for n in (1, 3):
+        estimate = VaESCV(n)(binary_model, posterior, data, generator=seeded(n))
+        torch.testing.assert_close(estimate, exact, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("estimator_class", [VaES, ImportanceSampling])
+def test_error_falls_at_root_l_rate_with_exact_posterior(binary_model, data, estimator_class):
+    posterior = ExactBinaryPosterior(binary_model)
+    exact = binary_model.enumerated_score(data).detach()
+    generator = seeded(0)
+
+    def rmse(n: int) -> float:
+        errors = [
+            estimator_class(n)(binary_model, posterior, data, generator=generator).detach() - exact
+            for _ in range(50)
+        ]
+        return torch.stack(errors).square().mean().sqrt().item()
+
+    # 50 repeats x 18 coordinates: the mean square error is known to about 5%, so the
+    # RMSE ratio for a 100x larger L is 10 within about 7% (plus an O(1/L) IS bias).
+    ratio = rmse(16) / rmse(1600)
+    assert 8.0 < ratio < 12.5
+
+
+def test_vages_value_equals_vaes_value_on_the_same_draws(binary_model, data):
+    posterior = ExactBinaryPosterior(binary_model)
+    vages = VaGES(5)(binary_model, posterior, data, generator=seeded(3))
+    vaes = VaES(5)(binary_model, posterior, data, generator=seeded(3))
+    torch.testing.assert_close(vages, vaes, rtol=0, atol=1e-12)
+
+
+def test_vages_theta_gradient_approaches_exact_and_vaes_does_not():
+    model = BinaryLatentEnergy(3, 4, scale=1.5, seed=2)
+    v = torch.randn(8, 3, generator=seeded(4), dtype=DTYPE)
+    posterior = ExactBinaryPosterior(model)
+    params = list(model.parameters())
+    exact = flat_grad(weighted_square_loss(model.enumerated_score(v)), params)
+
+    def relative_error(estimator, n: int) -> float:
+        estimate = estimator(n)(model, posterior, v, generator=seeded(n))
+        grad = flat_grad(weighted_square_loss(estimate), params)
+        return ((grad - exact).norm() / exact.norm()).item()
+
+    errors = {n: relative_error(VaGES, n) for n in (10, 100, 10000)}
+    vaes_error = relative_error(VaES, 10000)
+    # Monte Carlo error ~ 1/sqrt(L): about 1% at L = 10^4 for this model.
+    assert errors[10000] < 0.03
+    assert errors[10000] < errors[100] < errors[10]
+    # Without the covariance term the gradient stays biased (here by about 18%).
+    assert vaes_error > 0.1
+    assert vaes_error > 10 * errors[10000]
+
+
+def test_vages_v_jacobian_gains_the_covariance_term():
+    model = BinaryLatentEnergy(3, 4, scale=1.5, seed=2)
+    v = torch.randn(4, 3, generator=seeded(5), dtype=DTYPE)
+    posterior = ExactBinaryPosterior(model)
+
+    def trace_of_jacobian(score_fn) -> Tensor:
+        node = v.clone().requires_grad_(True)
+        score = score_fn(node)
+        rows = [
+            torch.autograd.grad(score[:, d].sum(), node, create_graph=True)[0][:, d]
+            for d in range(v.shape[1])
+        ]
+        return torch.stack(rows, -1).sum(-1)
+
+    exact = trace_of_jacobian(model.enumerated_score).detach()
+    vages = trace_of_jacobian(lambda x: VaGES(20000)(model, posterior, x, generator=seeded(6)))
+    vaes = trace_of_jacobian(lambda x: VaES(20000)(model, posterior, x, generator=seeded(6)))
+    scale = exact.abs().max().item()
+    assert (vages.detach() - exact).abs().max().item() < 0.03 * scale
+    assert (vaes.detach() - exact).abs().max().item() > 0.2 * scale
+
+
+def test_bism_theta_gradient_converges_with_the_inner_steps():
+    """With q started at p(h | v), φ_N(θ) tracks the exact posterior as N grows, so the
+    BiSM θ-gradient approaches the exact one; N = 0 misses dφ/dθ."""
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(16, 3, generator=seeded(1), dtype=DTYPE)
+    net = LinearGaussianNet(3)
+    with torch.no_grad():
+        net.m.copy_(model.posterior_mean_weight())
+        net.log_std.copy_(model.posterior_log_std())
+    posterior = GaussianPosterior(net)
+    exact = flat_grad(weighted_square_loss(model.score(v)), [model.u])
+
+    def error(n_unroll: int) -> float:
+        estimator = BiSM(n_unroll, n_samples=4, inner_lr=0.02, loss=kl_loss, inner_samples=256)
+        estimate = estimator(model, posterior, v, generator=seeded(2))
+        grad = flat_grad(weighted_square_loss(estimate), [model.u])
+        return ((grad - exact).norm() / exact.norm()).item()
+
+    errors = [error(n) for n in (0, 2, 8, 64)]
+    assert errors[0] > 0.5
+    assert errors[3] < 0.03
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+
+
+def test_bism_value_is_exact_when_q_is_the_posterior():
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(5, 3, generator=seeded(1), dtype=DTYPE)
+    net = LinearGaussianNet(3)
+    with torch.no_grad():
+        net.m.copy_(model.posterior_mean_weight())
+        net.log_std.copy_(model.posterior_log_std())
+    estimate = BiSM(0, n_samples=1)(model, GaussianPosterior(net), v, generator=seeded(0))
+    torch.testing.assert_close(estimate, model.score(v), rtol=0, atol=1e-10)
+
+
+def test_exact_score_uses_the_model_score():
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(5, 3, dtype=DTYPE)
+    torch.testing.assert_close(ExactScore()(model, None, v), model.score(v))
+    with pytest.raises(TypeError, match="score"):
+        ExactScore()(lambda v, h: v.sum(-1), None, v)
+
+
+@pytest.mark.parametrize("n", [0, 1, -3, 2.0, True])
+def test_vages_refuses_fewer_than_two_samples(n):
+    with pytest.raises(ValueError, match="n_samples"):
+        VaGES(n)
+
+
+@pytest.mark.parametrize("estimator", [VaES(2), VaGES(2), VaESCV(2), ImportanceSampling(2)])
+def test_non_finite_v_is_refused(binary_model, data, estimator):
+    bad = data.clone()
+    bad[0, 1] = math.nan
+    with pytest.raises(ValueError, match="v contains non-finite"):
+        estimator(binary_model, ExactBinaryPosterior(binary_model), bad)
+
+
+def test_posterior_of_the_wrong_batch_is_refused(binary_model, data):
+    class WrongBatch(ExactBinaryPosterior):
+        def rsample(self, v, n, *, generator=None):
+            return super().rsample(v[:-1], n, generator=generator)
+
+    with pytest.raises(ValueError, match=r"posterior\.rsample must return shape"):
+        VaES(2)(binary_model, WrongBatch(binary_model), data)
+
+
+def test_energy_that_does_not_broadcast_is_refused(binary_model, data):
+    def summed_energy(v, h):
+        return binary_model(v, h).sum(0)
+
+    with pytest.raises(ValueError, match="energy"):
+        VaGES(3)(summed_energy, ExactBinaryPosterior(binary_model), data)
