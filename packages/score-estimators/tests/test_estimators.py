@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import (
+from exact_models import (
     DTYPE,
     BinaryLatentEnergy,
     ExactBinaryPosterior,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DTYPE, BinaryLatentEnergy, GaussianLatentEnergy, LinearGaussianNet
+from exact_models import DTYPE, BinaryLatentEnergy, GaussianLatentEnergy, LinearGaussianNet
 from torch import nn
 
 from score_estimators import (

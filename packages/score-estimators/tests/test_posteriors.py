@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DTYPE
+from exact_models import DTYPE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn

@@ -105,7 +105,9 @@ class GRBM(nn.Module):
         check_positive_int(n, "n")
         check_positive_int(steps, "steps")
         if init is None:
-            v = self.b + self.std * torch.randn(n, self.v_dim, generator=generator)
+            v = self.b + self.std * torch.randn(
+                n, self.v_dim, generator=generator, dtype=self.b.dtype
+            )
         else:
             v = check_data(init, self.v_dim, "init").clone()
             if v.shape[0] != n:

@@ -13,6 +13,7 @@ from score_estimators.estimators import (
     weighted_score,
 )
 from score_estimators.fitting import fisher_loss, fit_posterior, kl_loss
+from score_estimators.langevin import LangevinRefined
 from score_estimators.posteriors import BernoulliPosterior, GaussianPosterior, Posterior
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ExactScore",
     "GaussianPosterior",
     "ImportanceSampling",
+    "LangevinRefined",
     "Posterior",
     "VaES",
     "VaESCV",
