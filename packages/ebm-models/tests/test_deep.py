@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,6 +14,15 @@ from ebm_models import AdditiveCoupling, ConvGaussianPosteriorNet, DeepEBLVM, De
 
 H = 5
 TINY = {"base_width": 4, "blocks_per_stage": 1}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """The networks here are tiny: intra-op threads would only add overhead."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _images(batch: int, channels: int, size: int, *, seed: int, dtype: torch.dtype) -> Tensor:
@@ -97,6 +108,9 @@ def test_energy_is_head_of_features() -> None:
     h = _latents(3, 2, H, seed=2, dtype=torch.float64)
     u = model.features(v)
     torch.testing.assert_close(model.energy(v, h), model.energy_from_features(u, h))
+    nested = model.energy(v, h.expand(4, 3, 2, H))
+    assert nested.shape == (4, 3, 2)
+    torch.testing.assert_close(nested[2], model.energy(v, h))
 
 
 def test_coupling_is_additive_and_exactly_invertible() -> None:
@@ -190,7 +204,7 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="h must have shape"):
         model.energy(v, torch.zeros(4, 3, H))
     with pytest.raises(ValueError, match="h must have shape"):
-        model.energy(v, torch.zeros(1, 4, 2, H))
+        model.energy(v, torch.zeros(H))
     with pytest.raises(TypeError, match="h must have the model's dtype"):
         model.energy(v, torch.zeros(2, H, dtype=torch.float64))
     with pytest.raises(ValueError, match="features must have shape"):

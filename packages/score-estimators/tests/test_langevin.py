@@ -120,7 +120,7 @@ def test_draws_follow_the_exact_law_of_k_steps() -> None:
     energy = GaussianLatent()
     v = _data()
     refined = LangevinRefined(_wrong_q(), energy, steps=10, step_size=0.05, noise_std=0.3)
-    h = refined.rsample(v, 20000, generator=torch.Generator().manual_seed(4))
+    h = refined.rsample(v, 5000, generator=torch.Generator().manual_seed(4))
     mean, cov = _langevin_law(energy, v, steps=10, step_size=0.05, noise_std=0.3)
     _check_moments(h, mean, cov)
     # ten steps are not enough here: the law is still far from p(h | v)
@@ -130,18 +130,18 @@ def test_draws_follow_the_exact_law_of_k_steps() -> None:
 
 def test_many_unadjusted_steps_reach_the_exact_posterior() -> None:
     """noise_std = sqrt(2 step_size): the stationary covariance is A⁻¹ up to a factor
-    1/(1 − αλ/2) ≤ 1.01 for the eigenvalues 1 ≤ λ < 2 of A here, and 500 steps shrink
-    the initial error by (1 − α)^500 < 0.01."""
+    1/(1 − αλ/2) ≤ 1.02 for the eigenvalues 1 ≤ λ < 2 of A here, and 250 steps shrink
+    the initial error by (1 − α)^250 < 0.01."""
     energy = GaussianLatent(scale=0.3)
-    step_size = 0.01
+    step_size = 0.02
     assert float(torch.linalg.eigvalsh(energy.precision().detach()).max()) < 2.0
-    v = _data()
+    v = _data(1)
     refined = LangevinRefined(
-        _wrong_q(), energy, steps=500, step_size=step_size, noise_std=math.sqrt(2 * step_size)
+        _wrong_q(), energy, steps=250, step_size=step_size, noise_std=math.sqrt(2 * step_size)
     )
     h = refined.rsample(v, 10000, generator=torch.Generator().manual_seed(5))
     mean, cov = energy.posterior(v)
-    _check_moments(h, mean, cov, extra_rtol=0.011)
+    _check_moments(h, mean, cov, extra_rtol=0.021)
 
 
 def test_vaes_with_refined_draws_from_a_wrong_q_gives_the_exact_score() -> None:
@@ -149,12 +149,12 @@ def test_vaes_with_refined_draws_from_a_wrong_q_gives_the_exact_score() -> None:
     ``torch.no_grad``, which the refinement must survive."""
     energy = GaussianLatent()
     v = _data(3)
-    refined = LangevinRefined(_wrong_q(), energy, steps=300, step_size=0.05, noise_std=0.3)
-    n = 4000
+    refined = LangevinRefined(_wrong_q(), energy, steps=150, step_size=0.1, noise_std=0.3)
+    n = 2000
     score = VaES(n)(energy, refined, v, generator=torch.Generator().manual_seed(6))
     w = energy.W.detach()
     exact = -torch.linalg.solve(torch.eye(V_DIM, dtype=DTYPE) + w @ w.T, v.T).T
-    _, cov = _langevin_law(energy, v, steps=300, step_size=0.05, noise_std=0.3)
+    _, cov = _langevin_law(energy, v, steps=150, step_size=0.1, noise_std=0.3)
     se = (w @ cov @ w.T).diagonal().sqrt() / math.sqrt(n)
     assert bool(((score - exact).abs() <= 5 * se).all())
 
