@@ -14,7 +14,12 @@ from score_estimators.estimators import (
 )
 from score_estimators.fitting import fisher_loss, fit_posterior, kl_loss
 from score_estimators.langevin import LangevinRefined
-from score_estimators.posteriors import BernoulliPosterior, GaussianPosterior, Posterior
+from score_estimators.posteriors import (
+    BernoulliPosterior,
+    GaussianPosterior,
+    Posterior,
+    PosteriorSampler,
+)
 
 __all__ = [
     "BernoulliPosterior",
@@ -24,6 +29,7 @@ __all__ = [
     "ImportanceSampling",
     "LangevinRefined",
     "Posterior",
+    "PosteriorSampler",
     "VaES",
     "VaESCV",
     "VaGES",

@@ -31,7 +31,7 @@ from score_estimators._checks import (
     check_samples,
 )
 from score_estimators.fitting import Energy, PosteriorLoss, kl_loss
-from score_estimators.posteriors import Posterior
+from score_estimators.posteriors import Posterior, PosteriorSampler
 
 
 def _graph_node(v: Tensor) -> Tensor:
@@ -67,7 +67,7 @@ def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:
 
 
 def _detached_draws(
-    posterior: Posterior, v: Tensor, n: int, generator: torch.Generator | None
+    posterior: PosteriorSampler, v: Tensor, n: int, generator: torch.Generator | None
 ) -> Tensor:
     with torch.no_grad():
         return check_samples(posterior.rsample(v, n, generator=generator), n, len(v))
@@ -94,7 +94,7 @@ class VaES(_SampleEstimator):
     def __call__(
         self,
         energy: Energy,
-        posterior: Posterior,
+        posterior: PosteriorSampler,
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
@@ -119,7 +119,7 @@ class VaGES(_SampleEstimator):
     def __call__(
         self,
         energy: Energy,
-        posterior: Posterior,
+        posterior: PosteriorSampler,
         v: Tensor,
         *,
         generator: torch.Generator | None = None,

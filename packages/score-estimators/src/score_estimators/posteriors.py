@@ -21,12 +21,17 @@ T = TypeVar("T")
 
 
 @runtime_checkable
-class Posterior(Protocol):
-    """The posterior contract."""
+class PosteriorSampler(Protocol):
+    """What VaES and VaGES need of a posterior: draws only."""
 
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws h ~ q(h | v), reparameterised where possible. v: (B, ...) -> (n, B, H)."""
         ...
+
+
+@runtime_checkable
+class Posterior(PosteriorSampler, Protocol):
+    """The posterior contract: draws and, where there is a density, ``log_prob``."""
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """log q(h | v). h: (n, B, H), v: (B, ...) -> (n, B)."""
