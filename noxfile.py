@@ -6,10 +6,14 @@
   its declared dependencies (local ones by path) and the test tools.
 - ``lint``, ``typecheck``: ruff and mypy over the sources.
 - ``main``: the README's main job, a real training run with evaluation.
+- ``bench``: a quick asv pass over the working tree and the performance goals'
+  ratios (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import nox
@@ -86,3 +90,50 @@ def main(session: nox.Session) -> None:
     _install_packages(session, PACKAGES)
     out = session.posargs[0] if session.posargs else str(ROOT / "runs" / "checkerboard-quick")
     session.run("eblvm", "train", "checkerboard-quick", "--out", out)
+
+
+BENCHMARKS = ROOT / "benchmarks"
+# The timings behind the ratio table, sampled in rounds rather than once.
+RATIO_BENCHMARKS = (
+    r"^(training\.GRBMIteration\.time_iteration\('frey', '(vages|bism0|bism5)'"
+    r"|training\.DeepIteration\.time_iteration\('\w+', '(ebm|vages|bism0|bism5)'"
+    r"|evaluation\.AIS\.)"
+)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """A quick asv pass over the working tree, then the goals' ratios from that run."""
+    _install_packages(session, PACKAGES)
+    session.install("asv")
+    tmp = Path(session.create_tmp()).resolve()
+    conf = json.loads((BENCHMARKS / "asv.conf.json").read_text())
+    conf.update(
+        repo=str(ROOT),
+        benchmark_dir=str(BENCHMARKS / "benchmarks"),
+        results_dir=str(tmp / "results"),
+        html_dir=str(tmp / "html"),
+        env_dir=str(tmp / "env"),
+    )
+    config = tmp / "asv.conf.json"
+    config.write_text(json.dumps(conf, indent=2))
+    head = session.run("git", "-C", str(ROOT), "rev-parse", "HEAD", external=True, silent=True)
+    env = {"EBLVM_BENCH_THREADS": os.environ.get("EBLVM_BENCH_THREADS", "1")}
+    run = ["asv", "run", "--config", str(config), "--python=same"]
+    run += ["--set-commit-hash", str(head).strip()]
+    session.run("asv", "machine", "--yes", "--config", str(config))
+    session.run(*run, "--quick", env=env)
+    session.run(
+        *run,
+        "--bench",
+        RATIO_BENCHMARKS,
+        "--attribute",
+        "repeat=2",
+        "--attribute",
+        "rounds=4",
+        "--attribute",
+        "warmup_time=0",
+        "--record-samples",
+        env=env,
+    )
+    session.run("python", str(BENCHMARKS / "ratios.py"), "--results", str(tmp / "results"))

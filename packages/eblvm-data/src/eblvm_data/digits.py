@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits
 
 from eblvm_data._checks import check_bool, check_pad_to
 from eblvm_data._images import pad_centre
@@ -30,6 +29,8 @@ def digits(*, image: bool = False, pad_to: int | None = None) -> Splits:
     size = check_pad_to(pad_to, image_size=8)
     if size is not None and not image:
         raise ValueError("pad_to needs image=True: flat (N, 64) digits are not padded")
+    from sklearn.datasets import load_digits  # deferred: importing sklearn takes seconds
+
     data = torch.from_numpy(load_digits().data).to(torch.float32) / 16
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(DIGITS_SEED))
     data = data[order]

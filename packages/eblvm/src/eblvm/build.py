@@ -26,8 +26,13 @@ def load_data(config: TrainConfig) -> Splits:
 
 
 def build_model(config: TrainConfig, train: torch.Tensor, generator: torch.Generator) -> GRBM:
-    """A GRBM with b at the data mean, small random W, c = 0 and log σ = 0."""
-    model = GRBM(train.shape[1], config.h_dim, generator=generator)
+    """A GRBM with b at the data mean, W ~ N(0, weight_std²), c = 0 and log σ = 0.
+
+    The paper does not state W's scale; 0.5 leaves the symmetric start (where all
+    hidden units agree) within a few thousand checkerboard iterations, 0.01 takes
+    over ten thousand.
+    """
+    model = GRBM(train.shape[1], config.h_dim, weight_std=config.weight_std, generator=generator)
     with torch.no_grad():
         model.b.copy_(train.mean(0))
     return model

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from eblvm.config import TrainConfig
-from eblvm.training import atomic_write_bytes, train, write_json
+from eblvm.runs import METRICS, atomic_write_bytes, read_metrics, write_json
+from eblvm.training import train
 
 
 def _curve(run_dir: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir / METRICS)
     return [(row["iteration"], row["test_log_likelihood"]) for row in rows]
 
 

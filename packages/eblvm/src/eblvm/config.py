@@ -6,7 +6,14 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    C = TypeVar("C", bound=DataclassInstance)
+else:
+    C = TypeVar("C")
 
 DATASETS = ("checkerboard", "digits", "frey_face")
 METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd")
@@ -27,6 +34,7 @@ class TrainConfig:
     dataset: str = "checkerboard"
     data_root: str = "data"
     h_dim: int = 4
+    weight_std: float = 0.5
     method: str = "vages"
     objective: str = "dsm"
     n_samples: int = 2
@@ -82,7 +90,7 @@ class TrainConfig:
         ):
             if getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
-        for name in ("temperature", "inner_lr", "dsm_sigma", "lr", "posterior_lr"):
+        for name in ("temperature", "inner_lr", "dsm_sigma", "lr", "posterior_lr", "weight_std"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.mdsm_sigma_min <= self.mdsm_sigma_max:
@@ -93,17 +101,26 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """A hash of the settings that change the run's trajectory (not its length)."""
-        settings = {k: v for k, v in self.to_dict().items() if k not in _LENGTH_ONLY}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return settings_fingerprint(self.to_dict(), exclude=_LENGTH_ONLY)
 
 
 # Fields that may differ between a run and its continuation.
 _LENGTH_ONLY = frozenset({"iterations", "data_root"})
 
 
-def apply_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
-    """Apply ``key=value`` strings, each value parsed as its field's type."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+def settings_fingerprint(settings: dict[str, Any], *, exclude: frozenset[str]) -> str:
+    """A short hash of the JSON of ``settings`` without the keys in ``exclude``."""
+    kept = {k: v for k, v in settings.items() if k not in exclude}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_overrides(config: C, assignments: list[str]) -> C:
+    """Apply ``key=value`` strings to a settings record (any frozen dataclass whose fields
+    are str, int, float or bool, such as TrainConfig), each value parsed as its field's
+    type; the record's own validation then runs on the result."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    fields = {f.name for f in dataclasses.fields(config)}
     changes: dict[str, Any] = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")

@@ -15,6 +15,7 @@ CHECKERBOARD = TrainConfig(dataset="checkerboard", h_dim=4, iterations=100_000)
 FREY_FACE = TrainConfig(
     dataset="frey_face",
     h_dim=400,
+    weight_std=0.01,
     lr=2e-4,
     posterior_lr=2e-4,
     iterations=20_000,
@@ -25,6 +26,7 @@ FREY_FACE = TrainConfig(
 DIGITS = TrainConfig(
     dataset="digits",
     h_dim=50,
+    weight_std=0.01,
     lr=2e-4,
     posterior_lr=2e-4,
     iterations=20_000,
@@ -65,7 +67,7 @@ def _ksd_variants(prefix: str, base: TrainConfig) -> dict[str, TrainConfig]:
 PRESETS: dict[str, TrainConfig] = {
     # The README's main job: a few minutes on two CPU cores.
     "checkerboard-quick": dataclasses.replace(
-        CHECKERBOARD, iterations=3000, eval_every=500, n_train=20_000
+        CHECKERBOARD, iterations=5000, eval_every=1000, n_train=20_000
     ),
     **_variants("checkerboard", CHECKERBOARD),
     **_ksd_variants("checkerboard", CHECKERBOARD),

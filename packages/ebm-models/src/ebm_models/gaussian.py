@@ -83,7 +83,9 @@ class GaussianEBLVM(nn.Module):
     def posterior_cov(self) -> Tensor:
         """C⁻¹, the covariance of p(h | v) (the same for every v): (H, H)."""
         chol = self._precision_cholesky()
-        return torch.cholesky_solve(torch.eye(self.h_dim, dtype=chol.dtype), chol)
+        return torch.cholesky_solve(
+            torch.eye(self.h_dim, dtype=chol.dtype, device=chol.device), chol
+        )
 
     def posterior_mean(self, v: Tensor) -> Tensor:
         """E[h | v] = C⁻¹(c + Wᵀv). v: (B, D) -> (B, H)."""
@@ -144,11 +146,12 @@ class GaussianEBLVM(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` exact visible samples by ancestral sampling. -> (n, D)."""
         check_positive_int(n, "n")
-        dtype = self.W.dtype
+        dtype, device = self.W.dtype, self.W.device
         prior_mean = self.h_std.square() * (self.c + self.b @ self.W)
-        h = prior_mean + self.h_std * torch.randn(n, self.h_dim, generator=generator, dtype=dtype)
-        mean = self.b + self.std.square() * (h @ self.W.T)
-        return mean + self.std * torch.randn(n, self.v_dim, generator=generator, dtype=dtype)
+        eps_h = torch.randn(n, self.h_dim, generator=generator, dtype=dtype, device=device)
+        mean = self.b + self.std.square() * ((prior_mean + self.h_std * eps_h) @ self.W.T)
+        eps_v = torch.randn(n, self.v_dim, generator=generator, dtype=dtype, device=device)
+        return mean + self.std * eps_v
 
 
 class ExactGaussianPosterior:
@@ -175,7 +178,9 @@ class ExactGaussianPosterior:
         check_data(v, self.model.v_dim, "v")
         chol = self.model._precision_cholesky()
         mean = self.model._posterior_mean(v, chol)
-        eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype)
+        eps = torch.randn(
+            (n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device
+        )
         # x = L⁻ᵀε has covariance L⁻ᵀL⁻¹ = C⁻¹.
         flat = eps.reshape(-1, self.model.h_dim).T
         noise = torch.linalg.solve_triangular(chol.T, flat, upper=True).T

@@ -70,6 +70,21 @@ def fisher_loss(
     return grad_h.square().flatten(2).sum(-1).mean()
 
 
+def _fixed_v(energy: Energy, v: Tensor) -> Energy:
+    """``energy`` with its v-part at ``v`` computed once, without a graph, when it offers
+    ``condition``; called at any other point it falls back to ``energy`` itself."""
+    condition = getattr(energy, "condition", None)
+    if not callable(condition):
+        return energy
+    with torch.no_grad():
+        conditioned: Callable[[Tensor], Tensor] = condition(v)
+
+    def energy_at(at: Tensor, h: Tensor) -> Tensor:
+        return conditioned(h) if at is v else energy(at, h)
+
+    return energy_at
+
+
 def fit_posterior(
     energy: Energy,
     posterior: nn.Module,
@@ -85,16 +100,21 @@ def fit_posterior(
 
     Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
     untouched. Returns the loss before the last step.
+
+    When the energy offers ``condition(v) -> (h -> E(v, h))`` (as the deep EBLVM
+    does), the v-part of the energy is computed once, without a graph, and shared by
+    the steps: θ and v are fixed while φ moves.
     """
     check_count(steps, "steps", minimum=0)
     v = check_data(v).detach()
     phi = [p for p in posterior.parameters() if p.requires_grad]
     if not phi:
         raise ValueError("posterior has no trainable parameters to fit")
+    fixed_v_energy = _fixed_v(energy, v) if steps else energy
     value = float("nan")
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        objective = loss(energy, posterior, v, n_samples=n_samples, generator=generator)
+        objective = loss(fixed_v_energy, posterior, v, n_samples=n_samples, generator=generator)
         if not bool(torch.isfinite(objective)):
             raise FloatingPointError(f"posterior loss is not finite: {objective.item()}")
         objective.backward(inputs=phi)

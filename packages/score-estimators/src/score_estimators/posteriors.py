@@ -92,7 +92,9 @@ class BernoulliPosterior(nn.Module):
         if self.temperature is None:
             probs = torch.sigmoid(logits.detach())
             return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
-        u = torch.rand((n, *logits.shape), generator=generator, dtype=logits.dtype)
+        u = torch.rand(
+            (n, *logits.shape), generator=generator, dtype=logits.dtype, device=logits.device
+        )
         u = u.clamp(torch.finfo(logits.dtype).tiny, 1.0 - torch.finfo(logits.dtype).eps)
         return torch.sigmoid((logits + u.log() - (-u).log1p()) / self.temperature)
 
@@ -128,7 +130,9 @@ class GaussianPosterior(nn.Module):
         """n draws μ + σ ⊙ ε. v: (B, ...) -> (n, B, H)."""
         check_count(n, "n")
         mean, log_std = self.mean_and_log_std(v)
-        eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype)
+        eps = torch.randn(
+            (n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device
+        )
         return mean + log_std.exp() * eps
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:

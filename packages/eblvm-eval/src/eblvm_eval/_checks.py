@@ -1,0 +1,48 @@
+"""Argument checks shared by the public functions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Refuse anything but a positive integer, naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_finite_scalar(value: object, name: str) -> float:
+    """Refuse anything but a finite real number or a one-element tensor."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {result}")
+    return result
+
+
+def check_tensor(
+    value: object, name: str, *, shape: tuple[int | None, ...], finite: bool = True
+) -> Tensor:
+    """Refuse anything but a floating tensor of ``shape`` (None: any size) with finite values."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    sizes = ["*" if s is None else str(s) for s in shape]
+    expected = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+    if value.dim() != len(shape) or any(
+        s is not None and s != n for s, n in zip(shape, value.shape, strict=True)
+    ):
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(value.shape)}")
+    if finite and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return value

@@ -1,0 +1,70 @@
+"""Training images of an image run: loading, shape checks, batches and augmentation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import ConcatDataset, Dataset
+
+from eblvm.image_config import ImageTrainConfig
+from eblvm_data import celeba, cifar10, dequantize, digits, mnist, random_hflip
+
+Images = Tensor | Dataset[Tensor]
+
+
+def load_images(config: ImageTrainConfig) -> Images:
+    """The training images, (N, C, S, S) in [0, 1] (CelebA: a Dataset of (C, S, S) read
+    on access). As in the paper, the train and validation splits are trained on together
+    (60k MNIST, 50k CIFAR10, 182,637 CelebA images).
+
+    Raises FileNotFoundError (naming the files looked for) when the data set is missing
+    from ``data_root``, and ValueError when its images do not have the configured shape.
+    """
+    if config.dataset == "random":
+        generator = torch.Generator().manual_seed(config.seed)
+        shape = (config.n_train, config.channels, config.image_size, config.image_size)
+        return torch.randint(0, 256, shape, generator=generator).float() / 255
+    if config.dataset == "celeba":
+        splits = celeba(config.data_root, size=config.image_size)
+        images: Images = ConcatDataset([splits.train, splits.validation])
+    elif config.dataset == "mnist":
+        splits = mnist(config.data_root, pad_to=32)
+        images = torch.cat([splits.train, splits.validation])
+    elif config.dataset == "cifar10":
+        splits = cifar10(config.data_root)
+        images = torch.cat([splits.train, splits.validation])
+    else:
+        splits = digits(image=True, pad_to=32)
+        images = torch.cat([splits.train, splits.validation])
+    check_image_shape(images, config)
+    return images
+
+
+def image_count(images: Images) -> int:
+    return len(images)  # type: ignore[arg-type]
+
+
+def check_image_shape(images: Images, config: ImageTrainConfig) -> None:
+    """Refuse images whose (C, S, S) is not the configured (channels, image_size, image_size)."""
+    if image_count(images) == 0:
+        raise ValueError(f"dataset {config.dataset} holds no images")
+    shape = tuple(images.shape[1:]) if isinstance(images, Tensor) else tuple(images[0].shape)
+    expected = (config.channels, config.image_size, config.image_size)
+    if shape != expected:
+        raise ValueError(
+            f"dataset {config.dataset} has images of shape {shape}, but the settings ask for "
+            f"{expected} (channels={config.channels}, image_size={config.image_size})"
+        )
+
+
+def fetch(images: Images, indices: Tensor) -> Tensor:
+    """The images at ``indices`` (B,) -> (B, C, S, S)."""
+    if isinstance(images, Tensor):
+        return images[indices]
+    return torch.stack([images[int(i)] for i in indices])
+
+
+def augment(batch: Tensor, *, hflip: bool, generator: torch.Generator) -> Tensor:
+    """Uniform dequantisation of 8-bit images, then random left-right flips if asked."""
+    batch = dequantize(batch, generator=generator)
+    return random_hflip(batch, generator=generator) if hflip else batch

@@ -1,0 +1,294 @@
+"""Samples and FID of image runs: annealed Langevin dynamics in v with h held fixed.
+
+For a deep EBLVM, h is the posterior mean of a random training image and the chains
+follow s(v) = −∇_v E(v, h); for a deep EBM, s(v) = −∇_v E(v). The chains start from
+uniform noise, anneal from T = ``t_max`` to 0 and end with one denoising step
+v + σ0² s(v); the images are then clamped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from eblvm.image_config import ImageTrainConfig
+from eblvm.image_data import Images, fetch, image_count, load_images
+from eblvm.runs import CHECKPOINT, CONFIG, write_json
+from eblvm_eval.fid import (
+    compute_features,
+    feature_statistics,
+    frechet_distance,
+    load_inception,
+    load_stats,
+)
+from eblvm_eval.images import save_image_grid
+from eblvm_eval.samplers import annealed_langevin, annealing_schedule
+from ebm_models import ConvGaussianPosteriorNet, DeepEBLVM, DeepEBM
+from score_estimators import GaussianPosterior
+
+BEST = "best.pt"
+SAMPLES = "samples.png"
+FID = "fid.json"
+
+
+def build_networks(
+    config: ImageTrainConfig,
+) -> tuple[DeepEBLVM | DeepEBM, GaussianPosterior | None]:
+    """The model (a DeepEBLVM, or a DeepEBM for ``method="ebm"``) and its posterior,
+    initialised from torch's global generator."""
+    size = {"image_size": config.image_size}
+    if config.method == "ebm":
+        model = DeepEBM(
+            config.channels,
+            base_width=config.base_width,
+            blocks_per_stage=config.blocks_per_stage,
+            **size,
+        )
+        return model, None
+    eblvm = DeepEBLVM(
+        config.channels,
+        config.h_dim,
+        base_width=config.base_width,
+        blocks_per_stage=config.blocks_per_stage,
+        **size,
+    )
+    net = ConvGaussianPosteriorNet(
+        config.channels, config.h_dim, width=config.posterior_width, **size
+    )
+    return eblvm, GaussianPosterior(net)
+
+
+def schedule_of(config: ImageTrainConfig, steps: tuple[int, int, int] | None = None) -> Tensor:
+    """The annealing temperatures of the run's settings, or of ``steps`` = (hold, anneal,
+    final) step counts at the run's t_max."""
+    hold, anneal, final = steps or (
+        config.sample_hold_steps,
+        config.sample_anneal_steps,
+        config.sample_final_steps,
+    )
+    return annealing_schedule(
+        t_max=config.sample_t_max, hold_steps=hold, anneal_steps=anneal, final_steps=final
+    )
+
+
+def _energy_score(model: DeepEBLVM | DeepEBM, h: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """v ↦ −∇_v E(v, h) (h fixed) or −∇_v E(v); a non-finite energy is an error."""
+
+    def score(v: Tensor) -> Tensor:
+        with torch.enable_grad():
+            node = v.detach().requires_grad_(True)
+            if isinstance(model, DeepEBLVM):
+                assert h is not None
+                energy = model.energy(node, h)
+            else:
+                energy = model.energy(node)
+            bad = int((~energy.isfinite()).sum())
+            if bad:
+                raise FloatingPointError(
+                    f"the energy is not finite (NaN or ±inf) for {bad} of {len(energy)} chains"
+                )
+            (grad,) = torch.autograd.grad(energy.sum(), node)
+        return -grad
+
+    return score
+
+
+@torch.no_grad()
+def sample_images(
+    model: DeepEBLVM | DeepEBM,
+    posterior: GaussianPosterior | None,
+    images: Images,
+    n: int,
+    *,
+    schedule: Tensor,
+    step_size: float,
+    sigma0: float,
+    generator: torch.Generator,
+    batch_size: int = 500,
+) -> Tensor:
+    """n samples (n, C, S, S) in [0, 1] by annealed Langevin dynamics, in chunks of
+    ``batch_size`` chains; ``images`` are the training images whose posterior means
+    give h (a DeepEBLVM needs ``posterior``). Draws come from ``generator`` (on the
+    model's device). Raises FloatingPointError naming the step when the chains or the
+    energy stop being finite: no silent NaN images.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if isinstance(model, DeepEBLVM) and posterior is None:
+        raise ValueError("a DeepEBLVM needs its posterior to set h")
+    parameter = next(model.parameters())
+    shape = (model.in_channels, model.image_size, model.image_size)
+    chunks = []
+    for start in range(0, n, batch_size):
+        count = min(batch_size, n - start)
+        h = None
+        if isinstance(model, DeepEBLVM):
+            assert posterior is not None
+            picks = torch.randint(
+                image_count(images), (count,), generator=generator, device=generator.device
+            )
+            data = fetch(images, picks.cpu()).to(parameter.device, parameter.dtype)
+            h = posterior.mean_and_log_std(data)[0]
+        v0 = torch.rand(
+            (count, *shape), generator=generator, device=parameter.device, dtype=parameter.dtype
+        )
+        samples, _ = annealed_langevin(
+            _energy_score(model, h),
+            v0,
+            schedule=schedule,
+            step_size=step_size,
+            denoise_sigma=sigma0,
+            generator=generator,
+        )
+        chunks.append(samples.clamp(0, 1))
+    return torch.cat(chunks)
+
+
+class LoadedRun(NamedTuple):
+    """An image run read back: its settings, the EMA model and the posterior from
+    ``source`` (best.pt when FID selection wrote one, else checkpoint.pt), and the
+    iteration they are from."""
+
+    config: ImageTrainConfig
+    model: DeepEBLVM | DeepEBM
+    posterior: GaussianPosterior | None
+    source: Path
+    iteration: int
+
+
+def read_image_config(run_dir: Path) -> ImageTrainConfig:
+    """The settings of the image run in ``run_dir``."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run folder")
+    settings = json.loads(path.read_text())
+    names = {field.name for field in dataclasses.fields(ImageTrainConfig)}
+    if set(settings) != names:
+        raise ValueError(
+            f"{run_dir} does not hold an image run (its {CONFIG} has other settings); "
+            "sample and fid work on runs of the image presets"
+        )
+    return ImageTrainConfig(**settings)
+
+
+def load_run(run_dir: str | os.PathLike[str], *, device: torch.device) -> LoadedRun:
+    """Read the image run in ``run_dir`` onto ``device``. Raises FileNotFoundError naming
+    the files looked for when the folder holds no weights."""
+    folder = Path(run_dir)
+    config = read_image_config(folder)
+    best, checkpoint = folder / BEST, folder / CHECKPOINT
+    source = best if best.is_file() else checkpoint
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
+        )
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    weights = state["ema"] if source == best else state["method"]["ema"]
+    posterior_state = state["posterior"] if source == best else state["method"].get("posterior")
+    model, posterior = build_networks(config)
+    model.load_state_dict(weights)
+    model.to(device).requires_grad_(False)
+    if posterior is not None:
+        posterior.load_state_dict(posterior_state)
+        posterior.to(device).requires_grad_(False)
+    return LoadedRun(config, model, posterior, source, int(state["iteration"]))
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device).manual_seed(seed)
+
+
+def sample_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    n: int = 64,
+    steps: tuple[int, int, int] | None = None,
+    step_size: float | None = None,
+    seed: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    device: torch.device | None = None,
+    data_root: str | None = None,
+) -> Path:
+    """Sample n images from the run's EMA model and save them as a PNG grid (by default
+    ``run_dir/samples.png``). ``steps`` = (hold, anneal, final) and ``step_size``
+    replace the run's annealing settings (shorter schedules for CPU use). Returns the path.
+    """
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run = load_run(run_dir, device=device)
+    images = load_images(_with_root(run.config, data_root))
+    samples = sample_images(
+        run.model,
+        run.posterior,
+        images,
+        n,
+        schedule=schedule_of(run.config, steps),
+        step_size=step_size or run.config.sample_step_size,
+        sigma0=run.config.mdsm_sigma0,
+        generator=_generator(device, seed),
+    )
+    return save_image_grid(samples, Path(out) if out else Path(run_dir) / SAMPLES)
+
+
+def _with_root(config: ImageTrainConfig, data_root: str | None) -> ImageTrainConfig:
+    if data_root is None:
+        return config
+    return ImageTrainConfig(**{**config.to_dict(), "data_root": data_root})
+
+
+def inception_features(
+    samples: Tensor, extractor: Callable[[Tensor], Tensor], *, batch_size: int = 100
+) -> Tensor:
+    """Inception features (N, F) float64 of images (N, C, S, S) in [0, 1]."""
+    if isinstance(extractor, nn.Module):
+        extractor = extractor.to(samples.device)
+    return compute_features(samples, extractor, batch_size=batch_size)
+
+
+def fid_of_run(
+    run_dir: str | os.PathLike[str],
+    stats: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    n: int = 5000,
+    steps: tuple[int, int, int] | None = None,
+    step_size: float | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """FID of n samples of the run against the reference statistics ``stats`` (.npz, e.g.
+    from eblvm_eval.fid.save_stats). ``weights``: the Inception weights file (default:
+    the EBLVM_FID_WEIGHTS variable). The statistics and the weights are checked before
+    sampling starts. Writes and returns ``run_dir/fid.json``'s record."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    reference = load_stats(stats)
+    inception = load_inception(weights)
+    run = load_run(run_dir, device=device)
+    images = load_images(_with_root(run.config, data_root))
+    samples = sample_images(
+        run.model,
+        run.posterior,
+        images,
+        n,
+        schedule=schedule_of(run.config, steps),
+        step_size=step_size or run.config.sample_step_size,
+        sigma0=run.config.mdsm_sigma0,
+        generator=_generator(device, seed),
+    )
+    ours = feature_statistics(inception_features(samples, inception))
+    record = {
+        "fid": frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma),
+        "n": n,
+        "stats": str(stats),
+        "weights_from": str(run.source),
+        "iteration": run.iteration,
+    }
+    write_json(Path(run_dir) / FID, record)
+    return record
