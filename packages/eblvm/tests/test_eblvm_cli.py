@@ -114,3 +114,18 @@ def test_sweep_runs_each_value(tmp_path):
         "checkerboard-vages-dsm-n_samples=2",
         "checkerboard-vages-dsm-n_samples=3",
     ]
+
+
+def test_validate_theorems_writes_rows_and_slopes(tmp_path, capsys):
+    assert main(["validate-theorems", "--out", str(tmp_path), "--quick"]) == 0
+    report = json.loads((tmp_path / "bias.json").read_text())
+    keys = {"model", "divergence_name", "divergence", "bias_vaes", "bias_vages"}
+    assert report["rows"] and all(keys <= set(row) for row in report["rows"])
+    assert (tmp_path / "bias.png").read_bytes()[:4] == b"\x89PNG"
+    assert "log-log slope" in capsys.readouterr().out
+
+
+def test_fisher_experiment_writes_its_table(tmp_path, capsys):
+    assert main(["fisher-experiment", "--out", str(tmp_path), "--quick", "--dims", "5"]) == 0
+    assert (tmp_path / "fisher.md").exists() and (tmp_path / "fisher.png").exists()
+    assert "|" in capsys.readouterr().out

@@ -26,6 +26,8 @@ from eblvm.presets import PRESETS, get_preset
 from eblvm.runs import RunMismatch, TrainingDiverged
 from eblvm.sampling import fid_of_run, sample_run
 from eblvm.training import train
+from eblvm_eval.bias import fit_bias_slopes, run_bias_experiment
+from eblvm_eval.fisher import format_fisher_table, run_fisher_experiment
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -263,6 +265,52 @@ def _fid(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- theory checks
+
+
+def _add_validate_theorems(commands: Any) -> None:
+    parser = commands.add_parser(
+        "validate-theorems",
+        help="bias of VaES and VaGES against the posterior divergence (appendix F.4)",
+    )
+    parser.add_argument("--out", required=True, help="folder for bias.json and bias.png")
+    parser.add_argument("--quick", action="store_true", help="a smaller sweep (h dim <= 50)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=_validate_theorems)
+
+
+def _validate_theorems(args: argparse.Namespace) -> int:
+    rows = run_bias_experiment(args.out, quick=args.quick, seed=args.seed)
+    fits = fit_bias_slopes(rows)
+    print(f"{len(rows)} rows written to {args.out}/bias.json; plot: {args.out}/bias.png")
+    for fit in fits:
+        print(
+            f"{fit.model:10s} {fit.divergence_name:7s} {fit.estimator:6s} "
+            f"log-log slope of bias against sqrt(divergence): {fit.slope:.3f}, "
+            f"max bias/sqrt(divergence): {fit.max_ratio:.3g}"
+        )
+    return 0
+
+
+def _add_fisher_experiment(commands: Any) -> None:
+    parser = commands.add_parser(
+        "fisher-experiment",
+        help="learned against exact Fisher divergence of perturbed GRBMs (appendix F.3)",
+    )
+    parser.add_argument("--out", required=True, help="folder for fisher.json/.md/.png")
+    parser.add_argument("--quick", action="store_true", help="small dimensions, short training")
+    parser.add_argument("--dims", type=int, nargs="+", help="data dimensions (default 200 500)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=_fisher_experiment)
+
+
+def _fisher_experiment(args: argparse.Namespace) -> int:
+    rows = run_fisher_experiment(args.out, quick=args.quick, seed=args.seed, dims=args.dims)
+    print(format_fisher_table(rows).rstrip("\n"))
+    print(f"plot: {args.out}/fisher.png")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry
 
 
@@ -272,6 +320,8 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_compare,
     _add_sample,
     _add_fid,
+    _add_validate_theorems,
+    _add_fisher_experiment,
 )
 
 
