@@ -232,7 +232,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("ksd score shape", lambda: ksd(lambda x: x[:2], V), ValueError, "score_fn must return"),
     (
         "ksd score type",
-        lambda: ksd(lambda x: x.numpy(), V),
+        lambda: ksd(lambda x: x.tolist(), V),
         TypeError,
         "score_fn must return a torch.Tensor",
     ),
