@@ -128,3 +128,19 @@ def test_a_folder_with_another_run_is_refused(tmp_path):
     train(dataclasses.replace(SMALL, iterations=5), tmp_path, progress=False)
     with pytest.raises(RunMismatch, match="other settings"):
         train(dataclasses.replace(SMALL, seed=1), tmp_path, progress=False)
+
+
+def test_ais_agrees_with_exact_log_z_on_a_checkerboard_trained_grbm(tmp_path):
+    """AIS (the evaluation used when h is too large to enumerate) against enumeration,
+    on a GRBM with h = 12 trained on checkerboard rather than drawn at random."""
+    config = dataclasses.replace(SMALL, h_dim=12, iterations=100, eval_every=100)
+    train(config, tmp_path, progress=False)
+    splits = load_data(config)
+    model = build_model(config, splits.train, torch.Generator())
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
+    exact = estimate_log_partition(model, config, seed=0)
+    ais = estimate_log_partition(
+        model, dataclasses.replace(config, log_z="ais", ais_chains=1000, ais_steps=500), seed=0
+    )
+    assert exact.method == "exact" and ais.method == "ais"
+    assert abs(ais.value - exact.value) < 0.05
