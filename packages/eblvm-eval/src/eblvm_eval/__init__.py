@@ -1,6 +1,7 @@
 """Evaluation of energy-based latent variable models: exact and AIS log-partition
-functions of GRBMs, log-likelihoods, density plots, Langevin samplers, FID and
-image grids."""
+functions of GRBMs, log-likelihoods, density plots, divergences and the bias of
+VaES/VaGES, Fisher divergence (exact and learned), Langevin samplers, FID and image
+grids."""
 
 from eblvm_eval._grbm import FreeEnergyModel, GRBMParameters
 from eblvm_eval.ais import (
@@ -14,6 +15,23 @@ from eblvm_eval.ais import (
     ais_log_partition,
     ais_params,
 )
+from eblvm_eval.bias import (
+    GAUSSIAN_NOISE_LEVELS,
+    GRBM_NOISE_LEVELS,
+    BiasRow,
+    SlopeFit,
+    fit_bias_slopes,
+    gaussian_bias_sweep,
+    gaussian_vaes_expectation,
+    gaussian_vages_expectation,
+    grbm_bias_sweep,
+    grbm_vaes_expectation,
+    grbm_vages_expectation,
+    run_bias_experiment,
+    score_jacobian,
+    write_bias_report,
+)
+from eblvm_eval.divergences import bernoulli_kl, gaussian_fisher, gaussian_kl
 from eblvm_eval.fid import (
     INCEPTION_WEIGHTS_NAME,
     INCEPTION_WEIGHTS_SHA256,
@@ -28,6 +46,22 @@ from eblvm_eval.fid import (
     load_inception,
     load_stats,
     save_stats,
+)
+from eblvm_eval.fisher import (
+    F3_LEVELS,
+    Critic,
+    FisherEstimate,
+    FisherRow,
+    LearnedFisher,
+    critic_objective,
+    fisher_divergence,
+    fitted_vaes_score,
+    format_fisher_table,
+    grbm_negative_elbo,
+    learned_fisher_divergence,
+    perturbed_grbm,
+    rademacher,
+    run_fisher_experiment,
 )
 from eblvm_eval.images import image_grid, interpolate_latents, save_image_grid
 from eblvm_eval.likelihood import log_likelihood
@@ -46,6 +80,9 @@ from eblvm_eval.samplers import (
 )
 
 __all__ = [
+    "F3_LEVELS",
+    "GAUSSIAN_NOISE_LEVELS",
+    "GRBM_NOISE_LEVELS",
     "INCEPTION_WEIGHTS_NAME",
     "INCEPTION_WEIGHTS_SHA256",
     "INCEPTION_WEIGHTS_URL",
@@ -56,13 +93,19 @@ __all__ = [
     "AISResult",
     "AISState",
     "AnnealedLangevinInfo",
+    "BiasRow",
+    "Critic",
     "FeatureStats",
+    "FisherEstimate",
+    "FisherRow",
     "FreeEnergyModel",
     "GRBMParameters",
     "InceptionV3Features",
     "LangevinInfo",
     "LangevinKernel",
     "LangevinState",
+    "LearnedFisher",
+    "SlopeFit",
     "ais_estimate",
     "ais_init",
     "ais_kernel",
@@ -70,21 +113,43 @@ __all__ = [
     "ais_params",
     "annealed_langevin",
     "annealing_schedule",
+    "bernoulli_kl",
     "compute_features",
+    "critic_objective",
     "density_plot",
     "exact_log_partition",
     "feature_statistics",
     "fid_from_features",
+    "fisher_divergence",
+    "fit_bias_slopes",
+    "fitted_vaes_score",
+    "format_fisher_table",
     "frechet_distance",
+    "gaussian_bias_sweep",
+    "gaussian_fisher",
+    "gaussian_kl",
+    "gaussian_vaes_expectation",
+    "gaussian_vages_expectation",
+    "grbm_bias_sweep",
+    "grbm_negative_elbo",
+    "grbm_vaes_expectation",
+    "grbm_vages_expectation",
     "image_grid",
     "interpolate_latents",
     "langevin_init",
     "langevin_kernel",
     "langevin_step",
+    "learned_fisher_divergence",
     "load_inception",
     "load_stats",
     "log_likelihood",
+    "perturbed_grbm",
+    "rademacher",
+    "run_bias_experiment",
+    "run_fisher_experiment",
     "save_image_grid",
     "save_stats",
+    "score_jacobian",
+    "write_bias_report",
 ]
 __version__ = "0.1.0"
