@@ -1,0 +1,1 @@
+"""asv suites: training iterations, AIS, KSD and the annealed Langevin sampler."""
