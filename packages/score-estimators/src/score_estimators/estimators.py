@@ -66,11 +66,19 @@ def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:
     return -check_energy_values(energy(v_node, h), n, batch)
 
 
-def _detached_draws(
-    posterior: PosteriorSampler, v: Tensor, n: int, generator: torch.Generator | None
-) -> Tensor:
+def _fixed_draws(
+    energy: Energy,
+    posterior: PosteriorSampler,
+    v: Tensor,
+    n: int,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """n draws h ~ q(h | v) held fixed (no graph), the node at v, and ℓ = −E(v, h): (n, B)."""
+    check_data(v)
     with torch.no_grad():
-        return check_samples(posterior.rsample(v, n, generator=generator), n, len(v))
+        h = check_samples(posterior.rsample(v, n, generator=generator), n, len(v))
+    v_node = _graph_node(v)
+    return h, v_node, _log_joint(energy, v_node, h)
 
 
 class _SampleEstimator:
@@ -99,10 +107,7 @@ class VaES(_SampleEstimator):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        check_data(v)
-        h = _detached_draws(posterior, v, self.n_samples, generator)
-        v_node = _graph_node(v)
-        log_joint = _log_joint(energy, v_node, h)
+        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
         return weighted_score(log_joint, v_node, torch.full_like(log_joint, 1 / self.n_samples))
 
 
@@ -124,10 +129,7 @@ class VaGES(_SampleEstimator):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        check_data(v)
-        h = _detached_draws(posterior, v, self.n_samples, generator)
-        v_node = _graph_node(v)
-        log_joint = _log_joint(energy, v_node, h)
+        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
         return weighted_score(log_joint, v_node, vages_weights(log_joint))
 
 
@@ -145,10 +147,8 @@ class VaESCV(_SampleEstimator):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        check_data(v)
-        h = _detached_draws(posterior, v, self.n_samples, generator)
-        v_node = _graph_node(v)
-        log_ratio = _log_joint(energy, v_node, h) - posterior.log_prob(h, v_node)
+        h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
+        log_ratio = log_joint - posterior.log_prob(h, v_node)
         return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
 
 
@@ -167,10 +167,7 @@ class ImportanceSampling(_SampleEstimator):
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        check_data(v)
-        h = _detached_draws(posterior, v, self.n_samples, generator)
-        v_node = _graph_node(v)
-        log_joint = _log_joint(energy, v_node, h)
+        h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
         with torch.no_grad():
             log_proposal = posterior.log_prob(h, v)
         weights = torch.softmax(log_joint - log_proposal, dim=0)
