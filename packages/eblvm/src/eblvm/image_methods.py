@@ -227,9 +227,9 @@ class ImageScoreMatching:
             self.visible_score = VisibleScore(model, autocast=autocast)
 
     def estimate_draws(self) -> int:
-        """M: how many posterior draws per image the score estimator uses."""
+        """M: how many posterior draws per image the score estimator uses (VaGES: 2L)."""
         if self.method == "vages":
-            return self.n_samples
+            return 2 * self.n_samples
         if self.method == "bism":
             return self.n_unroll + self.n_samples
         return 0

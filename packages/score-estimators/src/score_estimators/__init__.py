@@ -40,4 +40,4 @@ __all__ = [
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.1.0"
+__version__ = "0.1.1"
