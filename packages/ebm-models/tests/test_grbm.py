@@ -70,6 +70,15 @@ def test_energy_broadcasts_over_sample_dimensions():
     torch.testing.assert_close(model(v, h), looped)
 
 
+def test_condition_gives_the_energy_at_fixed_v():
+    model = random_grbm()
+    v = torch.randn(5, 3, dtype=DTYPE)
+    h = torch.bernoulli(torch.full((7, 5, 4), 0.5, dtype=DTYPE))
+    at_v = model.condition(v)
+    torch.testing.assert_close(at_v(h), model(v, h), rtol=0, atol=1e-12)
+    torch.testing.assert_close(at_v(h[0]), model(v, h[0]), rtol=0, atol=1e-12)
+
+
 def test_exact_posterior_draws_have_the_posterior_mean():
     model = random_grbm()
     v = torch.randn(3, 3, dtype=DTYPE)

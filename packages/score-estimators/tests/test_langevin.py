@@ -175,6 +175,24 @@ def test_condition_is_used_once_per_rsample() -> None:
     torch.testing.assert_close(draws, expected)
 
 
+def test_estimators_share_their_conditioned_energy_with_the_refinement() -> None:
+    """VaES through a refined posterior builds the energy's v-part once (the refinement
+    reuses the estimator's), and refines to the same draws as ``rsample``."""
+    conditioned = ConditionedGaussianLatent()
+    v = _data()
+    kwargs = {"steps": 3, "step_size": 0.05, "noise_std": 0.3}
+    refined = LangevinRefined(_wrong_q(), conditioned, **kwargs)
+    score = VaES(4)(conditioned, refined, v, generator=torch.Generator().manual_seed(7))
+    assert conditioned.conditions == 1
+    assert conditioned.calls == 0
+    draws = LangevinRefined(_wrong_q(), GaussianLatent(), **kwargs).rsample(
+        v, 4, generator=torch.Generator().manual_seed(7)
+    )
+    node = v.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(-GaussianLatent()(node, draws).mean(0).sum(), node)
+    torch.testing.assert_close(score, expected)
+
+
 def test_parameters_are_the_base_posteriors_and_draws_are_detached() -> None:
     q, energy = _wrong_q(), GaussianLatent()
     refined = LangevinRefined(q, energy, steps=2)

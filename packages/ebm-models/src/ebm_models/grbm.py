@@ -8,6 +8,8 @@ F(v) = ½‖(v − b)/σ‖² − Σ_j softplus(c_j + (vᵀW)_j).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -55,6 +57,14 @@ class GRBM(nn.Module):
     def forward(self, v: Tensor, h: Tensor) -> Tensor:
         """The energy: the model is itself an energy callable."""
         return self.energy(v, h)
+
+    def condition(self, v: Tensor) -> Callable[[Tensor], Tensor]:
+        """h ↦ E(v, h) for a fixed v, with the v-terms (½‖(v − b)/σ‖² and c + vᵀW)
+        computed once, now. v: (B, D); the returned function maps h: (*S, B, H) -> (*S, B).
+        """
+        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
+        logits = self.posterior_logits(v)
+        return lambda h: quadratic - (h * logits).sum(-1)
 
     def posterior_logits(self, v: Tensor) -> Tensor:
         """logit p(h = 1 | v) = c + vᵀW. v: (B, D) -> (B, H)."""

@@ -40,4 +40,4 @@ __all__ = [
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.1.1"
+__version__ = "0.2.0"

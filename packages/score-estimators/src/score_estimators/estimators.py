@@ -30,7 +30,7 @@ from score_estimators._checks import (
     check_positive,
     check_samples,
 )
-from score_estimators.fitting import Energy, PosteriorLoss, kl_loss
+from score_estimators.fitting import Energy, PosteriorLoss, energy_of_h, kl_loss
 from score_estimators.posteriors import Posterior, PosteriorSampler
 
 
@@ -73,12 +73,22 @@ def _fixed_draws(
     n: int,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """n draws h ~ q(h | v) held fixed (no graph), the node at v, and ℓ = −E(v, h): (n, B)."""
+    """n draws h ~ q(h | v) held fixed (no graph), the node at v, and ℓ = −E(v, h): (n, B).
+
+    The energy's v-part is built once (``energy_of_h``); a posterior that refines its
+    draws on the energy (``rsample_conditioned``, as LangevinRefined) refines on it too.
+    """
     check_data(v)
-    with torch.no_grad():
-        h = check_samples(posterior.rsample(v, n, generator=generator), n, len(v))
     v_node = _graph_node(v)
-    return h, v_node, _log_joint(energy, v_node, h)
+    at_v = energy_of_h(energy, v_node)
+    refine = getattr(posterior, "rsample_conditioned", None)
+    with torch.no_grad():
+        if callable(refine):
+            draws = refine(v, n, at_v, generator=generator)
+        else:
+            draws = posterior.rsample(v, n, generator=generator)
+        h = check_samples(draws, n, len(v))
+    return h, v_node, -check_energy_values(at_v(h), n, len(v))
 
 
 class _SampleEstimator:

@@ -70,17 +70,25 @@ def fisher_loss(
     return grad_h.square().flatten(2).sum(-1).mean()
 
 
-def _fixed_v(energy: Energy, v: Tensor) -> Energy:
-    """``energy`` with its v-part at ``v`` computed once, without a graph, when it offers
-    ``condition``; called at any other point it falls back to ``energy`` itself."""
+def energy_of_h(energy: Energy, v: Tensor) -> Callable[[Tensor], Tensor]:
+    """h ↦ E(v, h) at a fixed v. When the energy offers ``condition(v) -> (h -> E(v, h))``
+    (as the GRBM and the deep EBLVM do), the v-part is computed once, now, with a graph
+    to v and θ if grad mode is on; otherwise every call evaluates ``energy(v, h)``."""
     condition = getattr(energy, "condition", None)
-    if not callable(condition):
-        return energy
-    with torch.no_grad():
+    if callable(condition):
         conditioned: Callable[[Tensor], Tensor] = condition(v)
+        return conditioned
+    return lambda h: energy(v, h)
+
+
+def _fixed_v(energy: Energy, v: Tensor) -> Energy:
+    """``energy`` with its v-part at ``v`` computed once, without a graph; called at any
+    other point it falls back to ``energy`` itself."""
+    with torch.no_grad():
+        at_v = energy_of_h(energy, v)
 
     def energy_at(at: Tensor, h: Tensor) -> Tensor:
-        return conditioned(h) if at is v else energy(at, h)
+        return at_v(h) if at is v else energy(at, h)
 
     return energy_at
 
@@ -101,9 +109,9 @@ def fit_posterior(
     Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
     untouched. Returns the loss before the last step.
 
-    When the energy offers ``condition(v) -> (h -> E(v, h))`` (as the deep EBLVM
-    does), the v-part of the energy is computed once, without a graph, and shared by
-    the steps: θ and v are fixed while φ moves.
+    When the energy offers ``condition(v) -> (h -> E(v, h))`` (as the GRBM and the
+    deep EBLVM do), the v-part of the energy is computed once, without a graph, and
+    shared by the steps: θ and v are fixed while φ moves.
     """
     check_count(steps, "steps", minimum=0)
     v = check_data(v).detach()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,7 @@ from score_estimators._checks import (
     check_positive,
     check_samples,
 )
-from score_estimators.fitting import Energy
+from score_estimators.fitting import Energy, energy_of_h
 from score_estimators.posteriors import Posterior
 
 
@@ -47,7 +48,9 @@ class LangevinRefined(nn.Module):
 
     When the energy offers ``condition(v) -> (h -> E(v, h))`` (as the deep EBLVM
     does), the v-part of the energy is computed once per ``rsample`` and reused
-    by every step; otherwise ``energy(v, h)`` is called at each step.
+    by every step; otherwise ``energy(v, h)`` is called at each step. A caller that
+    already holds h ↦ E(v, h) passes it to ``rsample_conditioned`` instead, so that
+    the v-part is not computed twice (the score estimators do).
 
     Its parameters are the base posterior's; the energy is held, not registered,
     so that θ never counts among φ.
@@ -78,28 +81,35 @@ class LangevinRefined(nn.Module):
     def extra_repr(self) -> str:
         return f"steps={self.steps}, step_size={self.step_size}, noise_std={self.noise_std}"
 
-    def _energy_of_h(self, v: Tensor) -> Callable[[Tensor], Tensor]:
-        energy = self.energy
-        condition = getattr(energy, "condition", None)
-        if callable(condition):
-            conditioned: Callable[[Tensor], Tensor] = condition(v)
-            return conditioned
-        return lambda h: energy(v, h)
-
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n refined draws, detached. v: (B, ...) -> (n, B, H)."""
+        check_data(v)
+        with torch.no_grad():
+            at_v = energy_of_h(self.energy, v.detach()) if self.steps else partial(self.energy, v)
+        return self.rsample_conditioned(v, n, at_v, generator=generator)
+
+    def rsample_conditioned(
+        self,
+        v: Tensor,
+        n: int,
+        energy_at_v: Callable[[Tensor], Tensor],
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """n refined draws, detached, refined on ``energy_at_v``: h ↦ E(v, h), given.
+
+        v: (B, ...) -> (n, B, H). Only h is differentiated, so ``energy_at_v`` may carry
+        a graph to v and θ (it is left intact).
+        """
         check_data(v)
         check_count(n, "n")
         with torch.no_grad():
             h = check_samples(self.posterior.rsample(v, n, generator=generator), n, len(v))
-            if self.steps == 0:
-                return h.detach()
-            energy_of_h = self._energy_of_h(v.detach())
         h = h.detach()
         for _ in range(self.steps):
             with torch.enable_grad():
                 node = h.requires_grad_(True)
-                energies = check_energy_values(energy_of_h(node), n, len(v))
+                energies = check_energy_values(energy_at_v(node), n, len(v))
                 (grad,) = torch.autograd.grad(energies.sum(), node)
             noise = torch.randn(h.shape, generator=generator, dtype=h.dtype, device=h.device)
             h = (node.detach() - self.step_size * grad + self.noise_std * noise).detach()
