@@ -12,18 +12,23 @@ tensor-memory tracks, and on CUDA the peak allocated memory and the throughput.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+
 from . import workloads as w
 
+Build = Callable[[str, str, torch.device], w.Iteration]
 
-class GRBMIteration:
-    """Wall time of one GRBM training iteration."""
 
-    params = (list(w.GRBM_SIZES), list(w.GRBM_METHODS), list(w.DEVICES))
+class _Timing:
+    """Wall time of one training iteration built by ``build(size, method, device)``."""
+
+    build: Build
     param_names = ("size", "method", "device")
-    timeout = 300.0
 
     def setup(self, size: str, method: str, device: str) -> None:
-        self.iteration = w.grbm_iteration(size, method, w.device(device))
+        self.iteration = type(self).build(size, method, w.device(device))
         self.iteration.step()  # warm-up: optimiser state, allocator, kernels
         w.synchronize(self.iteration.device)
 
@@ -32,15 +37,14 @@ class GRBMIteration:
         w.synchronize(self.iteration.device)
 
 
-class GRBMIterationMemory:
-    """CPU memory of one GRBM training iteration."""
+class _Memory:
+    """CPU memory of one training iteration."""
 
-    params = (list(w.GRBM_SIZES), list(w.GRBM_METHODS))
+    build: Build
     param_names = ("size", "method")
-    timeout = 300.0
 
     def setup(self, size: str, method: str) -> None:
-        self.iteration = w.grbm_iteration(size, method, w.device("cpu"))
+        self.iteration = type(self).build(size, method, w.device("cpu"))
         self.iteration.step()
 
     def peakmem_iteration(self, size: str, method: str) -> None:
@@ -60,15 +64,14 @@ class GRBMIterationMemory:
     track_saved_mib.unit = "MiB"  # type: ignore[attr-defined]
 
 
-class GRBMIterationGPU:
-    """CUDA memory and throughput of GRBM training iterations."""
+class _GPU:
+    """CUDA peak memory of one training iteration (throughput in the subclasses)."""
 
-    params = (list(w.GRBM_SIZES), list(w.GRBM_METHODS))
+    build: Build
     param_names = ("size", "method")
-    timeout = 300.0
 
     def setup(self, size: str, method: str) -> None:
-        self.iteration = w.grbm_iteration(size, method, w.device("cuda"))
+        self.iteration = type(self).build(size, method, w.device("cuda"))
         self.iteration.step()
 
     def track_gpu_peak_mib(self, size: str, method: str) -> float:
@@ -77,79 +80,73 @@ class GRBMIterationGPU:
 
     track_gpu_peak_mib.unit = "MiB"  # type: ignore[attr-defined]
 
+    def _examples_per_second(self, repeats: int) -> float:
+        """Training examples per second over ``repeats`` iterations."""
+        batch = len(self.iteration.v)
+        return w.per_second(
+            self.iteration.step, self.iteration.device, repeats=repeats, items=batch
+        )
+
+
+GRBM_PARAMS = (list(w.GRBM_SIZES), list(w.GRBM_METHODS))
+DEEP_PARAMS = (list(w.DEEP_SIZES), list(w.DEEP_METHODS))
+
+
+class GRBMIteration(_Timing):
+    """Wall time of one GRBM training iteration."""
+
+    build = staticmethod(w.grbm_iteration)
+    params = (*GRBM_PARAMS, list(w.DEVICES))
+    timeout = 300.0
+
+
+class GRBMIterationMemory(_Memory):
+    """CPU memory of one GRBM training iteration."""
+
+    build = staticmethod(w.grbm_iteration)
+    params = GRBM_PARAMS
+    timeout = 300.0
+
+
+class GRBMIterationGPU(_GPU):
+    """CUDA memory and throughput of GRBM training iterations."""
+
+    build = staticmethod(w.grbm_iteration)
+    params = GRBM_PARAMS
+    timeout = 300.0
+
     def track_samples_per_second(self, size: str, method: str) -> float:
         """Training examples per second over 10 iterations."""
-        batch = len(self.iteration.v)
-        return w.per_second(self.iteration.step, self.iteration.device, repeats=10, items=batch)
+        return self._examples_per_second(10)
 
     track_samples_per_second.unit = "samples/s"  # type: ignore[attr-defined]
 
 
-class DeepIteration:
+class DeepIteration(_Timing):
     """Wall time of one deep EBLVM (or EBM) training iteration."""
 
-    params = (list(w.DEEP_SIZES), list(w.DEEP_METHODS), list(w.DEVICES))
-    param_names = ("size", "method", "device")
+    build = staticmethod(w.deep_iteration)
+    params = (*DEEP_PARAMS, list(w.DEVICES))
     timeout = 600.0
 
-    def setup(self, size: str, method: str, device: str) -> None:
-        self.iteration = w.deep_iteration(size, method, w.device(device))
-        self.iteration.step()
-        w.synchronize(self.iteration.device)
 
-    def time_iteration(self, size: str, method: str, device: str) -> None:
-        self.iteration.step()
-        w.synchronize(self.iteration.device)
-
-
-class DeepIterationMemory:
+class DeepIterationMemory(_Memory):
     """CPU memory of one deep training iteration."""
 
-    params = (list(w.DEEP_SIZES), list(w.DEEP_METHODS))
-    param_names = ("size", "method")
+    build = staticmethod(w.deep_iteration)
+    params = DEEP_PARAMS
     timeout = 600.0
 
-    def setup(self, size: str, method: str) -> None:
-        self.iteration = w.deep_iteration(size, method, w.device("cpu"))
-        self.iteration.step()
 
-    def peakmem_iteration(self, size: str, method: str) -> None:
-        """Peak resident memory of the process (set-up included)."""
-        self.iteration.step()
-
-    def track_working_mib(self, size: str, method: str) -> float:
-        """Peak tensor memory of the iteration beyond parameters and optimiser state."""
-        return w.working_memory_mib(self.iteration)
-
-    track_working_mib.unit = "MiB"  # type: ignore[attr-defined]
-
-    def track_saved_mib(self, size: str, method: str) -> float:
-        """Tensors autograd saves for the θ step's backward."""
-        return w.saved_tensor_mib(self.iteration)
-
-    track_saved_mib.unit = "MiB"  # type: ignore[attr-defined]
-
-
-class DeepIterationGPU:
+class DeepIterationGPU(_GPU):
     """CUDA memory and throughput of deep training iterations."""
 
-    params = (list(w.DEEP_SIZES), list(w.DEEP_METHODS))
-    param_names = ("size", "method")
+    build = staticmethod(w.deep_iteration)
+    params = DEEP_PARAMS
     timeout = 600.0
-
-    def setup(self, size: str, method: str) -> None:
-        self.iteration = w.deep_iteration(size, method, w.device("cuda"))
-        self.iteration.step()
-
-    def track_gpu_peak_mib(self, size: str, method: str) -> float:
-        """``torch.cuda.max_memory_allocated`` over one iteration."""
-        return w.gpu_peak_mib(self.iteration.step, self.iteration.device)
-
-    track_gpu_peak_mib.unit = "MiB"  # type: ignore[attr-defined]
 
     def track_images_per_second(self, size: str, method: str) -> float:
         """Training images per second over 5 iterations."""
-        batch = len(self.iteration.v)
-        return w.per_second(self.iteration.step, self.iteration.device, repeats=5, items=batch)
+        return self._examples_per_second(5)
 
     track_images_per_second.unit = "images/s"  # type: ignore[attr-defined]

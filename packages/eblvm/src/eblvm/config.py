@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,35 +65,31 @@ class TrainConfig:
     n_train: int = 60_000
 
     def __post_init__(self) -> None:
-        for name, allowed in (
-            ("dataset", DATASETS),
-            ("method", METHODS),
-            ("objective", OBJECTIVES),
-            ("log_z", LOG_Z_METHODS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        minimum_samples = 2 if self.method == "vages" else 1
-        for name, minimum in (
-            ("h_dim", 1),
-            ("n_samples", minimum_samples),
-            ("posterior_steps", 0),
-            ("n_unroll", 0),
-            ("cd_steps", 1),
-            ("ssm_projections", 1),
-            ("batch_size", 2),
-            ("iterations", 1),
-            ("eval_every", 1),
-            ("checkpoint_every", 1),
-            ("ais_chains", 1),
-            ("ais_steps", 1),
-            ("n_train", 2),
-        ):
-            if getattr(self, name) < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
-        for name in ("temperature", "inner_lr", "dsm_sigma", "lr", "posterior_lr", "weight_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_fields(
+            self,
+            choices={
+                "dataset": DATASETS,
+                "method": METHODS,
+                "objective": OBJECTIVES,
+                "log_z": LOG_Z_METHODS,
+            },
+            minimums={
+                "h_dim": 1,
+                "n_samples": 2 if self.method == "vages" else 1,
+                "posterior_steps": 0,
+                "n_unroll": 0,
+                "cd_steps": 1,
+                "ssm_projections": 1,
+                "batch_size": 2,
+                "iterations": 1,
+                "eval_every": 1,
+                "checkpoint_every": 1,
+                "ais_chains": 1,
+                "ais_steps": 1,
+                "n_train": 2,
+            },
+            positives=("temperature", "inner_lr", "dsm_sigma", "lr", "posterior_lr", "weight_std"),
+        )
         if not 0 < self.mdsm_sigma_min <= self.mdsm_sigma_max:
             raise ValueError("mdsm_sigma_min must be positive and at most mdsm_sigma_max")
 
@@ -106,6 +103,26 @@ class TrainConfig:
 
 # Fields that may differ between a run and its continuation.
 _LENGTH_ONLY = frozenset({"iterations", "data_root"})
+
+
+def check_fields(
+    config: object,
+    *,
+    choices: dict[str, tuple[str, ...]],
+    minimums: dict[str, int],
+    positives: tuple[str, ...],
+) -> None:
+    """Refuse a configuration whose named fields are not among their choices, below
+    their minimums, or not positive and finite; the message names the field."""
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+    for name, minimum in minimums.items():
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {getattr(config, name)}")
+    for name in positives:
+        if not 0 < getattr(config, name) < math.inf:
+            raise ValueError(f"{name} must be positive and finite, got {getattr(config, name)}")
 
 
 def settings_fingerprint(settings: dict[str, Any], *, exclude: frozenset[str]) -> str:

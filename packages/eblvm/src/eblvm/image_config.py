@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from eblvm.config import settings_fingerprint
+from eblvm.config import check_fields, settings_fingerprint
 
 IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
 IMAGE_METHODS = ("vages", "bism", "ebm")
@@ -93,47 +93,40 @@ class ImageTrainConfig:
     sample_step_size: float = 0.02
 
     def __post_init__(self) -> None:
-        for name, allowed in (
-            ("dataset", IMAGE_DATASETS),
-            ("method", IMAGE_METHODS),
-            ("device", DEVICES),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name, minimum in (
-            ("channels", 1),
-            ("image_size", 2**_STAGES),
-            ("n_train", 2),
-            ("h_dim", 1),
-            ("base_width", 1),
-            ("blocks_per_stage", 1),
-            ("posterior_width", 1),
-            ("n_samples", 2 if self.method == "vages" else 1),
-            ("posterior_steps", 0),
-            ("n_unroll", 0),
-            ("refine_steps", 0),
-            ("batch_size", 2),
-            ("iterations", 1),
-            ("log_every", 1),
-            ("checkpoint_every", 1),
-            ("fid_every", 1),
-            ("fid_samples", 2),
-            ("sample_hold_steps", 0),
-            ("sample_anneal_steps", 0),
-            ("sample_final_steps", 0),
-        ):
-            if getattr(self, name) < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
-        for name in (
-            "inner_lr",
-            "refine_step_size",
-            "mdsm_sigma0",
-            "lr",
-            "posterior_lr",
-            "sample_step_size",
-        ):
-            if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
+        check_fields(
+            self,
+            choices={"dataset": IMAGE_DATASETS, "method": IMAGE_METHODS, "device": DEVICES},
+            minimums={
+                "channels": 1,
+                "image_size": 2**_STAGES,
+                "n_train": 2,
+                "h_dim": 1,
+                "base_width": 1,
+                "blocks_per_stage": 1,
+                "posterior_width": 1,
+                "n_samples": 2 if self.method == "vages" else 1,
+                "posterior_steps": 0,
+                "n_unroll": 0,
+                "refine_steps": 0,
+                "batch_size": 2,
+                "iterations": 1,
+                "log_every": 1,
+                "checkpoint_every": 1,
+                "fid_every": 1,
+                "fid_samples": 2,
+                "sample_hold_steps": 0,
+                "sample_anneal_steps": 0,
+                "sample_final_steps": 0,
+            },
+            positives=(
+                "inner_lr",
+                "refine_step_size",
+                "mdsm_sigma0",
+                "lr",
+                "posterior_lr",
+                "sample_step_size",
+            ),
+        )
         if self.image_size % 2**_STAGES:
             raise ValueError(f"image_size must be a multiple of 8, got {self.image_size}")
         if not 0 <= self.refine_noise_std < math.inf:
