@@ -297,7 +297,7 @@ def perturbed_grbm(
 
 
 def grbm_negative_elbo(
-    energy: GRBM,
+    energy: Callable[[Tensor, Tensor], Tensor],
     posterior: BernoulliPosterior,
     v: Tensor,
     *,
@@ -305,7 +305,8 @@ def grbm_negative_elbo(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """KL(q ‖ p(h | v)) up to log p(v), in closed form for a GRBM and a factorised
-    Bernoulli q: the energy is linear in h, so E_q[E(v, h)] = E(v, π), and
+    Bernoulli q (``energy`` a GRBM's, or its ``condition``-ed form that
+    ``fit_posterior`` passes): the energy is linear in h, so E_q[E(v, h)] = E(v, π), and
     E_q[log q] = Σ_j π_j log π_j + (1 − π_j) log(1 − π_j). A posterior loss for
     ``score_estimators.fit_posterior`` (``n_samples`` and ``generator`` are unused: no
     draws). v: (B, D) -> scalar, averaged over the batch."""
@@ -314,7 +315,7 @@ def grbm_negative_elbo(
     neg_entropy = -nn.functional.binary_cross_entropy_with_logits(
         logits, probs, reduction="none"
     ).sum(-1)
-    return (energy.energy(v, probs) + neg_entropy).mean()
+    return (energy(v, probs) + neg_entropy).mean()
 
 
 def fitted_vaes_score(
