@@ -60,6 +60,23 @@ def test_gaussian_posterior_matches_torch_normal():
     torch.testing.assert_close(posterior.log_prob(h, v), expected)
 
 
+@pytest.mark.parametrize(
+    "posterior",
+    [
+        BernoulliPosterior(nn.Linear(3, 4).double(), temperature=0.1),
+        BernoulliPosterior(nn.Linear(3, 4).double(), temperature=None),
+        GaussianPosterior(MeanLogStd(3, 4).double()),
+    ],
+)
+def test_rsample_and_log_prob_equals_the_two_calls(posterior):
+    v = torch.randn(5, 3, dtype=DTYPE)
+    h, log_q = posterior.rsample_and_log_prob(v, 6, generator=torch.Generator().manual_seed(2))
+    expected = posterior.rsample(v, 6, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(h, expected, rtol=0, atol=0)
+    torch.testing.assert_close(log_q, posterior.log_prob(expected, v), rtol=0, atol=1e-12)
+    assert h.shape == (6, 5, 4) and log_q.shape == (6, 5)
+
+
 def test_v_that_does_not_fit_the_network_is_refused():
     posterior = BernoulliPosterior(nn.Linear(3, 2))
     with pytest.raises(ValueError, match="v of shape"):

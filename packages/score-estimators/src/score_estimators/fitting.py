@@ -20,15 +20,26 @@ PosteriorLoss = Callable[..., Tensor]
 
 
 def _draw(
-    energy: Energy,
-    posterior: Posterior,
-    v: Tensor,
-    n_samples: int,
-    generator: torch.Generator | None,
+    posterior: Posterior, v: Tensor, n_samples: int, generator: torch.Generator | None
 ) -> Tensor:
     check_data(v)
     check_count(n_samples, "n_samples")
     return check_samples(posterior.rsample(v, n_samples, generator=generator), n_samples, len(v))
+
+
+def _draw_with_log_q(
+    posterior: Posterior, v: Tensor, n_samples: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """Draws h: (n, B, H) and log q(h | v): (n, B), the posterior's network run once when
+    it offers ``rsample_and_log_prob``."""
+    fused = getattr(posterior, "rsample_and_log_prob", None)
+    if not callable(fused):
+        h = _draw(posterior, v, n_samples, generator)
+        return h, posterior.log_prob(h, v)
+    check_data(v)
+    check_count(n_samples, "n_samples")
+    h, log_q = fused(v, n_samples, generator=generator)
+    return check_samples(h, n_samples, len(v)), log_q
 
 
 def kl_loss(
@@ -43,9 +54,9 @@ def kl_loss(
 
     Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
     """
-    h = _draw(energy, posterior, v, n_samples, generator)
+    h, log_q = _draw_with_log_q(posterior, v, n_samples, generator)
     energies = check_energy_values(energy(v, h), n_samples, len(v))
-    return (energies + posterior.log_prob(h, v)).mean()
+    return (energies + log_q).mean()
 
 
 def fisher_loss(
@@ -61,7 +72,7 @@ def fisher_loss(
     ∇_h log p(h | v) = ∇_h log p̃(v, h), so the unknown normaliser drops out.
     Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
     """
-    h = _draw(energy, posterior, v, n_samples, generator)
+    h = _draw(posterior, v, n_samples, generator)
     if not h.requires_grad:
         h = h.requires_grad_(True)
     energies = check_energy_values(energy(v, h), n_samples, len(v))

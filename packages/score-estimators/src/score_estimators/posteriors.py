@@ -88,7 +88,25 @@ class BernoulliPosterior(nn.Module):
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws. v: (B, ...) -> (n, B, H)."""
         check_count(n, "n")
+        return self._draw(self.logits(v), n, generator)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        """Σ_j h_j log p_j + (1 − h_j) log(1 − p_j). h: (n, B, H), v: (B, ...) -> (n, B)."""
         logits = self.logits(v)
+        _check_draws(h, logits)
+        return _bernoulli_log_prob(h, logits)
+
+    def rsample_and_log_prob(
+        self, v: Tensor, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """n draws and the log-mass of each, the network run once.
+        v: (B, ...) -> ((n, B, H), (n, B))."""
+        check_count(n, "n")
+        logits = self.logits(v)
+        h = self._draw(logits, n, generator)
+        return h, _bernoulli_log_prob(h, logits)
+
+    def _draw(self, logits: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         if self.temperature is None:
             probs = torch.sigmoid(logits.detach())
             return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
@@ -98,11 +116,10 @@ class BernoulliPosterior(nn.Module):
         u = u.clamp(torch.finfo(logits.dtype).tiny, 1.0 - torch.finfo(logits.dtype).eps)
         return torch.sigmoid((logits + u.log() - (-u).log1p()) / self.temperature)
 
-    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
-        """Σ_j h_j log p_j + (1 − h_j) log(1 − p_j). h: (n, B, H), v: (B, ...) -> (n, B)."""
-        logits = self.logits(v)
-        _check_draws(h, logits)
-        return -F.binary_cross_entropy_with_logits(logits.expand_as(h), h, reduction="none").sum(-1)
+
+def _bernoulli_log_prob(h: Tensor, logits: Tensor) -> Tensor:
+    """h: (n, B, H), logits: (B, H) -> (n, B)."""
+    return -F.binary_cross_entropy_with_logits(logits.expand_as(h), h, reduction="none").sum(-1)
 
 
 class GaussianPosterior(nn.Module):
@@ -129,15 +146,34 @@ class GaussianPosterior(nn.Module):
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws μ + σ ⊙ ε. v: (B, ...) -> (n, B, H)."""
         check_count(n, "n")
-        mean, log_std = self.mean_and_log_std(v)
-        eps = torch.randn(
-            (n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device
-        )
-        return mean + log_std.exp() * eps
+        return _gaussian_draw(*self.mean_and_log_std(v), n, generator)
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """log N(h; μ(v), σ(v)²). h: (n, B, H), v: (B, ...) -> (n, B)."""
         mean, log_std = self.mean_and_log_std(v)
         _check_draws(h, mean)
-        z = (h - mean) / log_std.exp()
-        return (-0.5 * z.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return _gaussian_log_prob(h, mean, log_std)
+
+    def rsample_and_log_prob(
+        self, v: Tensor, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """n draws and the log-density of each, the network run once.
+        v: (B, ...) -> ((n, B, H), (n, B))."""
+        check_count(n, "n")
+        mean, log_std = self.mean_and_log_std(v)
+        h = _gaussian_draw(mean, log_std, n, generator)
+        return h, _gaussian_log_prob(h, mean, log_std)
+
+
+def _gaussian_draw(
+    mean: Tensor, log_std: Tensor, n: int, generator: torch.Generator | None
+) -> Tensor:
+    """mean, log_std: (B, H) -> (n, B, H)."""
+    eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
+    return mean + log_std.exp() * eps
+
+
+def _gaussian_log_prob(h: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """h: (n, B, H), mean and log_std: (B, H) -> (n, B)."""
+    z = (h - mean) / log_std.exp()
+    return (-0.5 * z.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
