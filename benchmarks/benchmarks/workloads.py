@@ -402,16 +402,18 @@ AIS_CHAINS = 2000
 
 def ais_matrix_products(grbm: GRBM, *, n_chains: int, n_steps: int) -> None:
     """The matrix products of ``n_steps`` AIS steps alone, as AIS computes them:
-    c + vᵀW, (N, D)·(D, H), and b + β h(σ²W)ᵀ, (N, H)·(H, D), into fresh outputs."""
+    m = F h, (N, H)·(H, r), and a + Fᵀ(β m + z), (N, r)·(r, H), into fresh outputs, with
+    F the path's factor of (σ ⊙ W)ᵀ(σ ⊙ W) (σ ⊙ W itself when H ≥ D, else its QR's R)."""
     from eblvm_eval import ais_params
 
     params = ais_params(grbm)
-    dev, dtype = params.W.device, params.W.dtype
-    v = torch.randn(n_chains, params.b.numel(), device=dev, dtype=dtype)
-    hidden = torch.rand(n_chains, params.c.numel(), device=dev, dtype=dtype).round_()
-    for step in range(1, n_steps + 1):
-        torch.addmm(params.c, v, params.W)
-        torch.addmm(params.b, hidden, params.var_W_t, alpha=step / n_steps)
+    factor, bias = params.gram_factor, params.hidden_bias
+    dev, dtype = factor.device, factor.dtype
+    hidden = torch.rand(n_chains, bias.numel(), device=dev, dtype=dtype).round_()
+    noisy = torch.randn(n_chains, params.noise_dim, device=dev, dtype=dtype)
+    for _ in range(n_steps):
+        torch.mm(hidden, factor.T)
+        torch.addmm(bias, noisy, factor)
 
 
 def ksd_objective(score_fn: ScoreFn, v: Tensor) -> Tensor:

@@ -39,16 +39,25 @@ def numpy_parameters(grbm: GRBM) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     )
 
 
-def log_partition_by_loop(grbm: GRBM) -> float:
-    """log Z as a plain loop over h ∈ {0, 1}^H, each Gaussian integral done dimension by
-    dimension: ∫ exp(−(v − b)²/(2σ²) + v a) dv = √(2π) σ exp(a b + a² σ² / 2)."""
+def log_marginal_by_loop(grbm: GRBM, h: np.ndarray, *, beta: float = 1.0) -> float:
+    """log ∫ exp(−E_β(v, h)) dv for one h: (H,), with W and c scaled by β, as a plain loop
+    over the dimensions of v: ∫ exp(−(v − b)²/(2σ²) + v f) dv = √(2π) σ exp(f b + f² σ² / 2)
+    for the field f = β (W h)_d."""
     W, b, c, std = numpy_parameters(grbm)
-    terms = []
-    for bits in itertools.product((0.0, 1.0), repeat=W.shape[1]):
-        h = np.array(bits)
-        a = W @ h
-        per_dim = 0.5 * math.log(2 * math.pi) + np.log(std) + a * b + 0.5 * a**2 * std**2
-        terms.append(c @ h + per_dim.sum())
+    total = beta * float(c @ h)
+    for d in range(W.shape[0]):
+        field = beta * sum(W[d, j] * h[j] for j in range(W.shape[1]))
+        total += 0.5 * math.log(2 * math.pi) + math.log(std[d])
+        total += field * b[d] + 0.5 * field**2 * std[d] ** 2
+    return total
+
+
+def log_partition_by_loop(grbm: GRBM) -> float:
+    """log Z as a plain loop over h ∈ {0, 1}^H of ``log_marginal_by_loop``."""
+    terms = [
+        log_marginal_by_loop(grbm, np.array(bits))
+        for bits in itertools.product((0.0, 1.0), repeat=grbm.h_dim)
+    ]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
 

@@ -6,11 +6,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from eval_testing import random_grbm
+from eval_testing import log_marginal_by_loop, numpy_parameters, random_grbm
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
 from eblvm_eval import (
+    AISParams,
     AISState,
     ais_estimate,
     ais_init,
@@ -19,7 +21,6 @@ from eblvm_eval import (
     ais_params,
     exact_log_partition,
 )
-from ebm_models import GRBM
 
 
 @pytest.fixture
@@ -61,67 +62,139 @@ def test_agrees_with_exact_log_partition(
 
 
 def test_is_exact_without_weights() -> None:
+    """With W = 0 and c = 0 the model is the base model whatever b and σ: every increment
+    (β − β′) aᵀh + ½(β² − β′²)‖S h‖² is 0, since a = c + Wᵀb = 0 and S = σ ⊙ W = 0."""
     grbm = random_grbm(7, 5, seed=3)
     with torch.no_grad():
         grbm.W.zero_()
+        grbm.c.zero_()
     result = ais_log_partition(
         grbm, n_chains=50, n_steps=40, generator=torch.Generator().manual_seed(0)
     )
     assert result.log_z.item() == pytest.approx(exact_log_partition(grbm).item(), abs=1e-12)
     assert result.log_z_std_err.item() < 1e-12
     assert result.effective_sample_size.item() == pytest.approx(50, abs=1e-9)
-    assert torch.equal(result.log_weights, result.log_weights[:1].expand(50))
+    assert torch.equal(result.log_weights, torch.zeros(50, dtype=torch.float64))
 
 
-def scaled_grbm(grbm: GRBM, beta: float) -> GRBM:
-    """p_β as a GRBM of its own: W and c scaled by β."""
-    scaled = GRBM(grbm.v_dim, grbm.h_dim).double()
-    with torch.no_grad():
-        scaled.W.copy_(beta * grbm.W)
-        scaled.c.copy_(beta * grbm.c)
-        scaled.b.copy_(grbm.b)
-        scaled.log_std.copy_(grbm.log_std)
-    return scaled
+@pytest.mark.parametrize(("v_dim", "h_dim"), [(7, 4), (4, 7), (5, 5)])
+def test_gram_factor(v_dim: int, h_dim: int) -> None:
+    grbm = random_grbm(v_dim, h_dim, seed=v_dim + h_dim, weight_std=1.0)
+    params = ais_params(grbm)
+    W, b, c = grbm.W.detach(), grbm.b.detach(), grbm.c.detach()
+    scaled = grbm.log_std.detach().exp()[:, None] * W
+    factor = params.gram_factor
+    assert params.noise_dim == min(v_dim, h_dim)
+    assert factor.shape == (params.noise_dim, h_dim)
+    torch.testing.assert_close(factor.T @ factor, scaled.T @ scaled, rtol=0, atol=1e-10)
+    torch.testing.assert_close(params.hidden_bias, c + W.T @ b, rtol=0, atol=1e-12)
+    if h_dim < v_dim:  # the R of the QR of σ ⊙ W
+        assert torch.equal(factor, factor.triu())
+    else:  # σ ⊙ W itself: the normals are the noise of v | h
+        assert torch.equal(factor, scaled)
 
 
-def test_kernel_step_matches_direct_computation() -> None:
-    grbm = random_grbm(4, 3, seed=7, weight_std=1.0)
+@pytest.mark.parametrize(("v_dim", "h_dim"), [(5, 3), (3, 5), (4, 4)])
+def test_kernel_step_matches_loops(v_dim: int, h_dim: int) -> None:
+    grbm = random_grbm(v_dim, h_dim, seed=7, weight_std=1.0)
     params = ais_params(grbm)
     generator = torch.Generator().manual_seed(1)
+    n = 8
     state = AISState(
-        v=torch.randn(6, 4, generator=generator, dtype=torch.float64),
-        log_weights=torch.randn(6, generator=generator, dtype=torch.float64),
+        h=torch.randint(0, 2, (n, h_dim), generator=generator, dtype=torch.float64),
+        log_weights=torch.randn(n, generator=generator, dtype=torch.float64),
         beta=0.3,
     )
-    uniforms = torch.rand(6, 3, generator=generator, dtype=torch.float64)
-    normals = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    uniforms = torch.rand(n, h_dim, generator=generator, dtype=torch.float64)
+    normals = torch.randn(n, params.noise_dim, generator=generator, dtype=torch.float64)
     new, info = ais_kernel(state, params=params, beta=0.7, uniforms=uniforms, normals=normals)
 
-    free_before = scaled_grbm(grbm, 0.3).free_energy(state.v)
-    free_after = scaled_grbm(grbm, 0.7).free_energy(state.v)
-    increment = (free_before - free_after).detach()
+    hidden = state.h.numpy()
+    increment = torch.tensor(
+        [
+            log_marginal_by_loop(grbm, hidden[i], beta=0.7)
+            - log_marginal_by_loop(grbm, hidden[i], beta=0.3)
+            for i in range(n)
+        ],
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(info.log_weight_increment, increment, rtol=0, atol=1e-12)
     torch.testing.assert_close(new.log_weights, state.log_weights + increment, rtol=0, atol=1e-12)
     assert new.beta == 0.7
 
+    W, b, c, std = numpy_parameters(grbm)
+    scaled = std[:, None] * W
+    factor = params.gram_factor.numpy()
+    for i in range(n):
+        h, z = hidden[i], normals[i].numpy()
+        if h_dim >= v_dim:  # the sweep in v: z is the noise of v | h in units of σ
+            v = b + std**2 * (0.7 * W @ h) + std * z
+            logits = c + W.T @ v
+        else:  # a + β G h + Fᵀz, with G = (σ ⊙ W)ᵀ(σ ⊙ W)
+            logits = c + W.T @ b + 0.7 * scaled.T @ (scaled @ h) + factor.T @ z
+        p_on = 1 / (1 + np.exp(-0.7 * logits))
+        expected = (uniforms[i].numpy() < p_on).astype(np.float64)
+        np.testing.assert_array_equal(new.h[i].numpy(), expected)
+    assert 0 < new.h.sum().item() < new.h.numel()
+
+
+def hidden_moments(hidden: Tensor) -> tuple[Tensor, Tensor]:
+    """P(h_j = 1): (H,) and P(h_j = h_k = 1) for j < k: (H(H − 1)/2,) from draws (n, H)."""
+    rows, cols = torch.triu_indices(hidden.shape[1], hidden.shape[1], offset=1)
+    return hidden.mean(0), (hidden.T @ hidden / hidden.shape[0])[rows, cols]
+
+
+@pytest.mark.parametrize(("v_dim", "h_dim"), [(6, 4), (3, 5)])
+def test_transition_has_the_law_of_the_sweep_in_v(v_dim: int, h_dim: int) -> None:
+    """One kernel step from a fixed h against the explicit sweep v ~ N(b + β σ² W h, σ²),
+    h′ ~ Bernoulli(sigmoid(β (c + Wᵀv))), 200k draws each: the marginals and the pairwise
+    joints agree within 5 standard errors."""
+    grbm = random_grbm(v_dim, h_dim, seed=5, weight_std=1.0)
+    params = ais_params(grbm)
+    generator = torch.Generator().manual_seed(3)
+    n, beta = 200_000, 0.8
+    start = (torch.arange(h_dim) % 3 != 1).to(torch.float64)  # 1, 0, 1, 1, 0, ...
+    state = AISState(
+        h=start.expand(n, h_dim).clone(), log_weights=torch.zeros(n, dtype=torch.float64), beta=0.5
+    )
+    new, _ = ais_kernel(
+        state,
+        params=params,
+        beta=beta,
+        uniforms=torch.rand(n, h_dim, generator=generator, dtype=torch.float64),
+        normals=torch.randn(n, params.noise_dim, generator=generator, dtype=torch.float64),
+    )
     W, b, c = grbm.W.detach(), grbm.b.detach(), grbm.c.detach()
     std = grbm.log_std.detach().exp()
-    for i in range(6):
-        p_on = torch.sigmoid(0.7 * (c + state.v[i] @ W))
-        h = (uniforms[i] < p_on).double()
-        v = b + std**2 * (0.7 * W @ h) + std * normals[i]
-        torch.testing.assert_close(new.v[i], v, rtol=0, atol=1e-12)
+    noise = torch.randn(n, v_dim, generator=generator, dtype=torch.float64)
+    v = b + std**2 * (beta * W @ start) + std * noise
+    p_on = torch.sigmoid(beta * (c + v @ W))
+    sweep = (torch.rand(n, h_dim, generator=generator, dtype=torch.float64) < p_on).double()
+
+    for got, expected in zip(hidden_moments(new.h), hidden_moments(sweep), strict=True):
+        std_err = torch.sqrt((got * (1 - got) + expected * (1 - expected)) / n)
+        assert ((got - expected).abs() < 5 * std_err).all()
+    # The test can fail: the noise of the logits moves the marginals, and it is correlated.
+    marginals, pairs = hidden_moments(sweep)
+    scaled = std[:, None] * W
+    without_noise = torch.sigmoid(beta * (c + W.T @ b + beta * scaled.T @ (scaled @ start)))
+    assert ((marginals - without_noise).abs() > 10 * 0.5 / math.sqrt(n)).any()
+    rows, cols = torch.triu_indices(h_dim, h_dim, offset=1)
+    assert ((pairs - marginals[rows] * marginals[cols]).abs() > 10 * 0.5 / math.sqrt(n)).any()
 
 
-def test_init_draws_the_base_gaussian() -> None:
-    grbm = random_grbm(3, 2, seed=2)
-    state = ais_init(ais_params(grbm), n_chains=20_000, generator=torch.Generator().manual_seed(4))
+def test_init_draws_the_base_bernoulli() -> None:
+    params = ais_params(random_grbm(3, 4, seed=2))
+    n = 20_000
+    state = ais_init(params, n_chains=n, generator=torch.Generator().manual_seed(4))
     assert state.beta == 0.0
-    assert torch.equal(state.log_weights, torch.zeros(20_000, dtype=torch.float64))
-    std = grbm.log_std.detach().exp()
-    # 5 standard errors of the sample mean and of the sample standard deviation.
-    torch.testing.assert_close(state.v.mean(0), grbm.b.detach(), rtol=0, atol=5 * std.max() / 141)
-    torch.testing.assert_close(state.v.std(0), std, rtol=5 / 200, atol=0)
+    assert torch.equal(state.log_weights, torch.zeros(n, dtype=torch.float64))
+    assert state.h.shape == (n, 4) and state.h.dtype == torch.float64
+    assert ((state.h == 0) | (state.h == 1)).all()
+    # Bernoulli(½), independent: 5 standard errors of P(h_j = 1) and of P(h_j = h_k = 1).
+    marginals, pairs = hidden_moments(state.h)
+    assert ((marginals - 0.5).abs() < 5 * 0.5 / math.sqrt(n)).all()
+    assert ((pairs - 0.25).abs() < 5 * math.sqrt(0.25 * 0.75 / n)).all()
 
 
 def test_base_log_partition() -> None:
@@ -183,21 +256,27 @@ def test_refuses_bad_arguments() -> None:
 
 
 def test_kernel_refuses_bad_arguments() -> None:
-    params = ais_params(random_grbm(3, 2, seed=0))
+    params = ais_params(random_grbm(3, 2, seed=0))  # H < D: noise_dim = 2
     state = ais_init(params, n_chains=4)
-    u, z = torch.rand(4, 2, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    u, z = torch.rand(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"uniforms must have shape \(4, 2\)"):
         ais_kernel(state, params=params, beta=0.5, uniforms=u[:, :1], normals=z)
-    with pytest.raises(ValueError, match=r"normals must have shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"normals must have shape \(4, 2\)"):
         ais_kernel(state, params=params, beta=0.5, uniforms=u, normals=z[:3])
-    with pytest.raises(ValueError, match=r"state\.v must have shape \(\*, 3\)"):
-        ais_kernel(state._replace(v=z[:, :2]), params=params, beta=0.5, uniforms=u, normals=z)
+    with pytest.raises(ValueError, match=r"state\.h must have shape \(\*, 2\)"):
+        ais_kernel(state._replace(h=state.h[:, :1]), params=params, beta=0.5, uniforms=u, normals=z)
+    with pytest.raises(ValueError, match=r"state\.h must hold only 0 and 1"):
+        ais_kernel(state._replace(h=u), params=params, beta=0.5, uniforms=u, normals=z)
     with pytest.raises(TypeError, match="params must be AISParams"):
         ais_kernel(state, params=tuple(params), beta=0.5, uniforms=u, normals=z)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="beta must be finite"):
         ais_kernel(state, params=params, beta=math.nan, uniforms=u, normals=z)
     with pytest.raises(TypeError, match=r"normals must have dtype torch\.float64"):
         ais_kernel(state, params=params, beta=0.5, uniforms=u, normals=z.float())
+    with pytest.raises(TypeError, match=r"state\.h must have dtype torch\.float64"):
+        ais_kernel(
+            state._replace(h=state.h.float()), params=params, beta=0.5, uniforms=u, normals=z
+        )
 
 
 @settings(max_examples=25, deadline=None)
@@ -223,3 +302,33 @@ def test_shapes_and_dtypes(
     assert torch.isfinite(result.log_z) and torch.isfinite(result.log_weights).all()
     assert 1 - 1e-9 <= result.effective_sample_size.item() <= n_chains + 1e-9
     assert (n_chains == 1) == math.isnan(result.log_z_std_err.item())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_chains=st.integers(1, 20),
+    v_dim=st.integers(1, 6),
+    h_dim=st.integers(1, 6),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_kernel_shapes_and_dtypes(
+    n_chains: int, v_dim: int, h_dim: int, dtype: torch.dtype, seed: int
+) -> None:
+    params = ais_params(random_grbm(v_dim, h_dim, seed=seed, weight_std=1.0, dtype=dtype))
+    assert isinstance(params, AISParams)
+    assert params.noise_dim == min(v_dim, h_dim)
+    generator = torch.Generator().manual_seed(seed)
+    state = ais_init(params, n_chains=n_chains, generator=generator)
+    new, info = ais_kernel(
+        state,
+        params=params,
+        beta=0.5,
+        uniforms=torch.rand(n_chains, h_dim, generator=generator, dtype=dtype),
+        normals=torch.randn(n_chains, params.noise_dim, generator=generator, dtype=dtype),
+    )
+    assert new.h.shape == (n_chains, h_dim) and new.h.dtype == dtype
+    assert ((new.h == 0) | (new.h == 1)).all()
+    assert new.log_weights.shape == info.log_weight_increment.shape == (n_chains,)
+    assert new.log_weights.dtype == info.log_weight_increment.dtype == torch.float64
+    assert torch.isfinite(new.log_weights).all()

@@ -152,4 +152,4 @@ __all__ = [
     "score_jacobian",
     "write_bias_report",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

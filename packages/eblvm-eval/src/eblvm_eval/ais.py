@@ -1,14 +1,24 @@
 """Annealed importance sampling (AIS) for the log-partition function of a GRBM.
 
-The path runs from the base model p_0 (W = 0, c = 0, the same b and σ: v ~ N(b, σ²)
-and h ~ Bernoulli(½), with log Z_0 = Σ log σ + (D/2) log 2π + H log 2) to the model
-p_1, through p_β with W and c scaled by β. With h summed out,
+The path runs from the base model p_0 (W = 0, c = 0, the same b and σ, so that
+h ~ Bernoulli(½); log Z_0 = Σ log σ + (D/2) log 2π + H log 2) to the model p_1, through
+p_β with W and c scaled by β. The chains run on the hidden units, with v summed out
+exactly: with S = σ ⊙ W (the rows of W scaled by σ) and a = c + Wᵀb,
 
-    log p̃_β(v) = −½‖(v − b)/σ‖² + Σ_j softplus(β (c + vᵀW)_j),
+    log p̃_β(h) = β aᵀh + ½ β² ‖S h‖² + Σ log σ + (D/2) log 2π,
 
-so the weight update at β_{k−1} → β_k needs only the logits c + vᵀW, which the Gibbs
-sweep (h | v, then v | h, leaving p_{β_k} invariant) also needs: each step costs one
-(N, D)·(D, H) and one (N, H)·(H, D) matrix product.
+so the weight update at β_{k−1} → β_k is (β_k − β_{k−1}) aᵀh + ½ (β_k² − β_{k−1}²) ‖S h‖²,
+with no transcendental function. The transition is the Gibbs sweep v | h, then h | v,
+at β_k with v never formed: given h, the logits c + Wᵀv of the new h are
+
+    a + β G h + Sᵀε,    G = SᵀS,  ε ~ N(0, I_D),
+
+and h_j = 1 with probability sigmoid(β · logit_j). The noise Sᵀε has covariance G, so
+Fᵀz with z ~ N(0, I_r) has its law for any F (r, H) with FᵀF = G. F = S (r = D) when
+H ≥ D: that is the sweep itself, v = b + σ ⊙ (β S h + z). F = R, the triangular factor of
+the thin QR of S (r = H), when H < D. With m = F h, ‖S h‖² = ‖m‖² and the logits are
+a + Fᵀ(β m + z): a step costs two products of N·r·H multiply-adds and N·r normals for
+N chains, against N·D·H each and N·D normals for the sweep in v.
 
 The pieces follow the kernel style: ``ais_params`` computes the constants once,
 ``ais_init`` draws exact base samples, ``ais_kernel`` is one step with every input
@@ -24,7 +34,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from eblvm_eval._checks import check_finite_scalar, check_positive_int, check_tensor
 from eblvm_eval._grbm import GRBMParameters, grbm_tensors
@@ -33,33 +42,38 @@ from eblvm_eval._grbm import GRBMParameters, grbm_tensors
 class AISParams(NamedTuple):
     """The GRBM's constants along the path, computed once by ``ais_params``.
 
-    ``W: (D, H)``; ``var_W_t: (H, D)``, (σ² ⊙ W)ᵀ so that E_β[v | h] = b + β (h @ var_W_t);
-    ``b: (D,)``; ``c: (H,)``; ``std: (D,)``, σ; ``log_z_base``: log Z_0 of the base model.
+    ``hidden_bias: (H,)``, a = c + Wᵀb, the linear coefficient of log p̃_β(h);
+    ``gram_factor: (r, H)``, F with FᵀF = SᵀS for S = σ ⊙ W: S itself (r = D) when
+    H ≥ D, else the R of its thin QR (r = H); ``log_z_base``: log Z_0 of the base model.
+    ``noise_dim`` is r = min(D, H), the width of the kernel's normals.
     """
 
-    W: Tensor
-    var_W_t: Tensor
-    b: Tensor
-    c: Tensor
-    std: Tensor
+    hidden_bias: Tensor
+    gram_factor: Tensor
     log_z_base: float
+
+    @property
+    def noise_dim(self) -> int:
+        """r = min(D, H): the number of normals each chain draws per step."""
+        return self.gram_factor.shape[0]
 
 
 class AISState(NamedTuple):
     """The chains after the transition at inverse temperature ``beta``.
 
-    ``v: (N, D)`` chain positions; ``log_weights: (N,)`` float64 accumulated log
-    importance weights; ``beta``: the inverse temperature of the last transition.
+    ``h: (N, H)`` hidden units, 0 or 1 in the model's dtype; ``log_weights: (N,)``
+    float64 accumulated log importance weights; ``beta``: the inverse temperature of
+    the last transition.
     """
 
-    v: Tensor
+    h: Tensor
     log_weights: Tensor
     beta: float
 
 
 class AISInfo(NamedTuple):
     """Diagnostics of one step: ``log_weight_increment: (N,)`` float64,
-    log p̃_β(v) − log p̃_β_prev(v) at the positions before the step."""
+    log p̃_β(h) − log p̃_β_prev(h) at the hidden units before the step."""
 
     log_weight_increment: Tensor
 
@@ -85,18 +99,16 @@ def ais_params(grbm: GRBMParameters) -> AISParams:
     """Check ``grbm``'s parameters and precompute the constants of the path (detached)."""
     params = grbm_tensors(grbm)
     v_dim, h_dim = params.W.shape
-    std = params.log_std.exp()
+    scaled = params.log_std.exp()[:, None] * params.W  # S = σ ⊙ W: (D, H)
+    factor = scaled if h_dim >= v_dim else torch.linalg.qr(scaled, mode="r").R
     log_z_base = (
         params.log_std.to(torch.float64).sum().item()
         + 0.5 * v_dim * math.log(2 * math.pi)
         + h_dim * math.log(2.0)
     )
     return AISParams(
-        W=params.W.contiguous(),
-        var_W_t=(std.square()[:, None] * params.W).T.contiguous(),
-        b=params.b,
-        c=params.c,
-        std=std,
+        hidden_bias=torch.addmv(params.c, params.W.T, params.b),
+        gram_factor=factor.contiguous(),
         log_z_base=log_z_base,
     )
 
@@ -105,19 +117,17 @@ def ais_params(grbm: GRBMParameters) -> AISParams:
 def ais_init(
     params: AISParams, *, n_chains: int, generator: torch.Generator | None = None
 ) -> AISState:
-    """Exact draws from the base model, v ~ N(b, σ²): the state at β = 0, zero log-weights."""
+    """Exact draws from the base model, h ~ Bernoulli(½): the state at β = 0, zero
+    log-weights."""
     check_positive_int(n_chains, "n_chains")
     _check_generator(generator)
-    noise = torch.randn(
-        n_chains,
-        params.b.numel(),
-        generator=generator,
-        dtype=params.b.dtype,
-        device=params.b.device,
+    bias = params.hidden_bias
+    hidden = torch.randint(
+        0, 2, (n_chains, bias.numel()), generator=generator, dtype=bias.dtype, device=bias.device
     )
     return AISState(
-        v=torch.addcmul(params.b, params.std, noise),
-        log_weights=torch.zeros(n_chains, dtype=torch.float64, device=params.b.device),
+        h=hidden,
+        log_weights=torch.zeros(n_chains, dtype=torch.float64, device=bias.device),
         beta=0.0,
     )
 
@@ -128,37 +138,45 @@ def ais_kernel(
 ) -> tuple[AISState, AISInfo]:
     """One AIS step from ``state.beta`` to ``beta``: weight update, then one Gibbs sweep.
 
-    ``uniforms: (N, H)`` in [0, 1) draw h | v (h_j = 1 where u_j < p(h_j = 1 | v));
-    ``normals: (N, D)`` standard normal draw v | h. Pass fresh draws at every step, e.g.
-    ``torch.rand(N, H, generator=g)`` and ``torch.randn(N, D, generator=g)``.
+    ``normals: (N, params.noise_dim)`` standard normal, the noise of the logits of the
+    new h (with ``gram_factor`` = σ ⊙ W they are the noise of v | h, in units of σ);
+    ``uniforms: (N, H)`` in [0, 1) then draw h (h_j = 1 where u_j < sigmoid(β logit_j)).
+    Pass fresh draws at every step, e.g. ``torch.rand(N, H, generator=g)`` and
+    ``torch.randn(N, params.noise_dim, generator=g)``.
     """
     if not isinstance(params, AISParams):
         raise TypeError(f"params must be AISParams (see ais_params), got {type(params).__name__}")
-    v_dim, h_dim = params.W.shape
-    n_chains = check_tensor(state.v, "state.v", shape=(None, v_dim)).shape[0]
+    h_dim = params.hidden_bias.numel()
+    n_chains = check_tensor(state.h, "state.h", shape=(None, h_dim)).shape[0]
+    if not bool(((state.h == 0) | (state.h == 1)).all()):
+        raise ValueError("state.h must hold only 0 and 1")
     check_tensor(state.log_weights, "state.log_weights", shape=(n_chains,))
     state = state._replace(beta=check_finite_scalar(state.beta, "state.beta"))
     beta = check_finite_scalar(beta, "beta")
     check_tensor(uniforms, "uniforms", shape=(n_chains, h_dim))
-    check_tensor(normals, "normals", shape=(n_chains, v_dim))
-    for name, t in (("state.v", state.v), ("uniforms", uniforms), ("normals", normals)):
-        if t.dtype != params.W.dtype:
-            raise TypeError(f"{name} must have dtype {params.W.dtype}, got {t.dtype}")
+    check_tensor(normals, "normals", shape=(n_chains, params.noise_dim))
+    dtype = params.gram_factor.dtype
+    for name, t in (("state.h", state.h), ("uniforms", uniforms), ("normals", normals)):
+        if t.dtype != dtype:
+            raise TypeError(f"{name} must have dtype {dtype}, got {t.dtype}")
     return _step(state, params, beta, uniforms, normals)
 
 
 def _step(
     state: AISState, params: AISParams, beta: float, uniforms: Tensor, normals: Tensor
 ) -> tuple[AISState, AISInfo]:
-    logits = torch.addmm(params.c, state.v, params.W)  # c + vᵀW: (N, H), used twice
-    scaled = logits * beta
-    increment = F.softplus(scaled)
-    increment -= F.softplus(logits.mul_(state.beta))
-    log_weight_increment = increment.sum(-1).to(torch.float64)
-    hidden = scaled.sigmoid_().gt_(uniforms)  # h ~ p_β(h | v), as 0/1 in v's dtype
-    v = torch.addmm(params.b, hidden, params.var_W_t, alpha=beta).addcmul_(params.std, normals)
+    factor, bias = params.gram_factor, params.hidden_bias
+    projected = torch.mm(state.h, factor.T)  # m = F h, one row per chain: (N, r)
+    linear = torch.mv(state.h, bias).to(torch.float64)  # aᵀh
+    quadratic = torch.linalg.vecdot(projected, projected).to(torch.float64)  # ‖S h‖² = ‖m‖²
+    log_weight_increment = linear.mul_(beta - state.beta).add_(
+        quadratic, alpha=0.5 * (beta**2 - state.beta**2)
+    )
+    noisy = torch.add(normals, projected, alpha=beta, out=projected)  # β m + z
+    logits = torch.addmm(bias, noisy, factor)  # a + β G h + noise: (N, H)
+    hidden = logits.mul_(beta).sigmoid_().gt_(uniforms)  # the new h, 0/1 in the model dtype
     return (
-        AISState(v=v, log_weights=state.log_weights + log_weight_increment, beta=beta),
+        AISState(h=hidden, log_weights=state.log_weights + log_weight_increment, beta=beta),
         AISInfo(log_weight_increment=log_weight_increment),
     )
 
@@ -204,8 +222,8 @@ def ais_log_partition(
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     params = ais_params(grbm)
     state = ais_init(params, n_chains=n_chains, generator=generator)
-    uniforms = torch.empty(n_chains, params.c.numel(), dtype=state.v.dtype, device=state.v.device)
-    normals = torch.empty_like(state.v)
+    uniforms = torch.empty_like(state.h)
+    normals = torch.empty(n_chains, params.noise_dim, dtype=state.h.dtype, device=state.h.device)
     for step in range(1, n_steps + 1):
         uniforms.uniform_(generator=generator)
         normals.normal_(generator=generator)
