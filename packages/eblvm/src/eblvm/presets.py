@@ -65,9 +65,15 @@ def _ksd_variants(prefix: str, base: TrainConfig) -> dict[str, TrainConfig]:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # The README's main job: a few minutes on two CPU cores.
+    # The README's main job: a few minutes on two CPU cores. A step size of 3e-3 (θ and
+    # φ) instead of the paper's 1e-3 reaches the two squares within 15k iterations.
     "checkerboard-quick": dataclasses.replace(
-        CHECKERBOARD, iterations=5000, eval_every=1000, n_train=20_000
+        CHECKERBOARD,
+        iterations=15_000,
+        eval_every=1000,
+        n_train=20_000,
+        lr=3e-3,
+        posterior_lr=3e-3,
     ),
     **_variants("checkerboard", CHECKERBOARD),
     **_ksd_variants("checkerboard", CHECKERBOARD),
