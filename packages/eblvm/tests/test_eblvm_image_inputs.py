@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from eblvm import IMAGE_PRESETS, ImageTrainConfig, apply_overrides, get_image_preset
+from eblvm import IMAGE_PRESETS, ImageTrainConfig, apply_overrides, get_image_preset, sampling
 from eblvm.cli import main
-from eblvm.image_data import check_image_shape
+from eblvm.image_data import check_image_shape, load_images
 from eblvm.image_methods import ExponentialAverage, LatentEnergy, VisibleScore
 from eblvm.image_training import train_images
+from eblvm_data import digits
 from eblvm_eval.fid import FeatureStats, save_stats
 from ebm_models import DeepEBLVM, DeepEBM
 
@@ -196,6 +197,61 @@ def test_fid_without_weights_or_statistics_says_what_is_missing(tmp_path, capsys
     missing = tmp_path / "inception.pth"
     assert main(["fid", str(tmp_path), "--stats", str(stats), "--weights", str(missing)]) == 2
     assert f"no file at weights_path='{missing}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["svhn"], "dataset must be one of mnist, cifar10, celeba, digits32, random, got 'svhn'"),
+        (["digits32", "--n", "1"], "n must be an integer >= 2, got 1"),
+        (
+            ["digits32", "--split", "test", "--n", "181"],
+            "at most the 180 images of the digits32 test",
+        ),
+        (["digits32", "--split", "validation"], "split must be one of train, test"),
+        (["random", "--split", "test"], "the random data set has no test split"),
+        (["digits32", "--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+    ],
+)
+def test_fid_stats_refuses_bad_arguments_naming_them(
+    arguments, message, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(sampling, "load_inception", lambda path: nn.Flatten().eval())
+    out = tmp_path / "stats.npz"
+    assert main(["fid-stats", *arguments, "--out", str(out), "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fid_stats_writes_only_npz_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sampling, "load_inception", lambda path: nn.Flatten().eval())
+    out = tmp_path / "stats.npy"
+    assert main(["fid-stats", "digits32", "--out", str(out)]) == 2
+    assert f"out must name a .npz file, got '{out}'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fid_stats_names_the_missing_data_files_and_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EBLVM_FID_WEIGHTS", raising=False)
+    out = tmp_path / "stats.npz"
+    assert main(["fid-stats", "digits32", "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert "EBLVM_FID_WEIGHTS is not set" in message and "pt_inception" in message
+    missing = tmp_path / "inception.pth"
+    assert main(["fid-stats", "digits32", "--out", str(out), "--weights", str(missing)]) == 2
+    assert f"no file at weights_path='{missing}'" in capsys.readouterr().err
+    monkeypatch.setattr(sampling, "load_inception", lambda path: nn.Flatten().eval())
+    command = ["fid-stats", "cifar10", "--out", str(out), "--data-root", str(tmp_path)]
+    assert main(command) == 2
+    assert str(tmp_path / "cifar-10-batches-py" / "data_batch_1") in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_test_split_is_the_data_sets_test_split_and_train_adds_validation():
+    config = get_image_preset("digits32-vages-mdsm")
+    splits = digits(image=True, pad_to=32)
+    assert torch.equal(load_images(config, split="test"), splits.test)
+    assert torch.equal(load_images(config), torch.cat([splits.train, splits.validation]))
 
 
 def test_the_ema_is_the_exponential_average_of_the_parameters():

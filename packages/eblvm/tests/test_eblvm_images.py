@@ -4,16 +4,20 @@ exactly, selects checkpoints by FID, and its samples make a grid."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from eblvm import image_methods, image_training, sampling
+from eblvm import image_methods, image_training, reference_stats, sampling
 from eblvm.cli import main
 from eblvm.image_config import ImageTrainConfig
 from eblvm.image_data import load_images
@@ -301,3 +305,69 @@ def test_fid_selection_without_weights_is_recorded_as_off(tmp_path, monkeypatch)
     assert summary["checkpoint_selection"]["by"] == "none"
     assert "EBLVM_FID_WEIGHTS" in summary["checkpoint_selection"]["reason"]
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+@functools.cache
+def _digits32_split(split: str) -> torch.Tensor:
+    """The digits32 images of a split, from eblvm_data: train and validation, or test."""
+    splits = digits(image=True, pad_to=32)
+    return splits.test if split == "test" else torch.cat([splits.train, splits.validation])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    split=st.sampled_from(["train", "test"]),
+    n=st.integers(2, 40),
+    batch_size=st.integers(1, 16),
+)
+def test_reference_stats_are_those_of_the_first_n_images_of_the_split(split, n, batch_size):
+    with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as folder:
+        patch.setattr(sampling, "load_inception", lambda path: _PooledPixels().eval())
+        out = Path(folder) / "stats" / "digits.npz"
+        returned = reference_stats(
+            "digits32",
+            out,
+            split=split,
+            n=n,
+            weights="w.pth",
+            device=torch.device("cpu"),
+            batch_size=batch_size,
+        )
+        written = load_stats(out)
+    features = _PooledPixels().eval()(_digits32_split(split)[:n]).detach().double()
+    expected = feature_statistics(features)
+    for stats in (returned, written):
+        assert stats.count == n
+        assert stats.mu.shape == (4,) and stats.sigma.shape == (4, 4)
+        np.testing.assert_allclose(stats.mu, expected.mu, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(stats.sigma, expected.sigma, rtol=0, atol=1e-6)
+
+
+def test_fid_of_a_run_against_the_statistics_of_fid_stats(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sampling, "load_inception", lambda path: _PooledPixels().eval())
+    stats = tmp_path / "digits32.npz"
+    command = ["fid-stats", "digits32", "--out", str(stats), "--weights", "w.pth"]
+    assert main([*command, "--device", "cpu"]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"statistics of 1617 digits32 train images (4 features): {stats}\n"
+    )
+    args = ["fid", str(trained), "--stats", str(stats), "--weights", "w.pth", "--n", "6"]
+    assert main([*args, "--steps", "1", "2", "1"]) == 0
+    record = json.loads((trained / "fid.json").read_text())
+    run = load_run(trained, device=torch.device("cpu"))
+    samples = sample_images(
+        run.model,
+        run.posterior,
+        _digits32_split("train"),
+        6,
+        schedule=schedule_of(run.config, (1, 2, 1)),
+        step_size=run.config.sample_step_size,
+        sigma0=run.config.mdsm_sigma0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    pooled = _PooledPixels().eval()
+    ours = feature_statistics(pooled(samples).detach().double())
+    reference = feature_statistics(pooled(_digits32_split("train")).detach().double())
+    expected = frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma)
+    assert record["fid"] == pytest.approx(expected, rel=1e-6)

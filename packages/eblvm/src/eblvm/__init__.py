@@ -9,7 +9,7 @@ from eblvm.image_presets import IMAGE_PRESETS, get_image_preset
 from eblvm.image_training import train_images
 from eblvm.presets import PRESETS, get_preset
 from eblvm.runs import RunMismatch, TrainingDiverged
-from eblvm.sampling import fid_of_run, load_run, sample_images, sample_run
+from eblvm.sampling import fid_of_run, load_run, reference_stats, sample_images, sample_run
 from eblvm.training import train
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "get_image_preset",
     "get_preset",
     "load_run",
+    "reference_stats",
     "sample_images",
     "sample_run",
     "train",

@@ -1,5 +1,5 @@
 """The ``eblvm`` command: list presets, train one, compare several, sample and score
-image runs.
+image runs, compute a data set's FID reference statistics.
 
 Each subcommand is a pair of functions: ``_add_<name>(commands)`` declares its
 arguments and names ``_<name>(args) -> exit status`` as its handler; ``SUBCOMMANDS``
@@ -19,12 +19,12 @@ from torch import distributed as dist
 
 from eblvm.compare import compare, format_table
 from eblvm.config import TrainConfig, apply_overrides
-from eblvm.image_config import ImageTrainConfig
+from eblvm.image_config import IMAGE_DATASETS, ImageTrainConfig
 from eblvm.image_presets import IMAGE_PRESETS
 from eblvm.image_training import train_images
 from eblvm.presets import PRESETS, get_preset
 from eblvm.runs import RunMismatch, TrainingDiverged
-from eblvm.sampling import fid_of_run, sample_run
+from eblvm.sampling import fid_of_run, reference_stats, sample_run
 from eblvm.training import train
 from eblvm_eval.bias import fit_bias_slopes, run_bias_experiment
 from eblvm_eval.fisher import format_fisher_table, run_fisher_experiment
@@ -199,6 +199,12 @@ def _compare(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- sample, fid
 
 
+def _add_weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights", help="Inception weights file (default: the EBLVM_FID_WEIGHTS variable)"
+    )
+
+
 def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder of an image run")
     parser.add_argument("--n", type=int, default=n, help=f"number of samples (default {n})")
@@ -242,10 +248,10 @@ def _sample(args: argparse.Namespace) -> int:
 def _add_fid(commands: Any) -> None:
     parser = commands.add_parser("fid", help="FID of an image run's samples")
     _add_sampling_options(parser, n=5000)
-    parser.add_argument("--stats", required=True, help="reference statistics (.npz)")
     parser.add_argument(
-        "--weights", help="Inception weights file (default: the EBLVM_FID_WEIGHTS variable)"
+        "--stats", required=True, help="reference statistics (.npz, e.g. from fid-stats)"
     )
+    _add_weights_option(parser)
     parser.set_defaults(handler=_fid)
 
 
@@ -262,6 +268,46 @@ def _fid(args: argparse.Namespace) -> int:
         data_root=args.data_root,
     )
     print(f"FID {record['fid']:.3f} on {record['n']} samples; written to {args.run_dir}/fid.json")
+    return 0
+
+
+def _add_fid_stats(commands: Any) -> None:
+    parser = commands.add_parser(
+        "fid-stats",
+        help="Inception statistics of a data set: the reference (.npz) of fid and of FID "
+        "checkpoint selection",
+    )
+    parser.add_argument("dataset", metavar="DATASET", help=", ".join(IMAGE_DATASETS))
+    parser.add_argument("--out", required=True, help="statistics file (.npz)")
+    parser.add_argument(
+        "--split",
+        default="train",
+        help="train (the images the presets train on: train and validation splits) or test "
+        "(default train)",
+    )
+    parser.add_argument("--n", type=int, help="the first N images of the split (default: all)")
+    parser.add_argument("--data-root", help="where the data set is (default: data)")
+    _add_weights_option(parser)
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=100, help="images per Inception pass")
+    parser.set_defaults(handler=_fid_stats)
+
+
+def _fid_stats(args: argparse.Namespace) -> int:
+    stats = reference_stats(
+        args.dataset,
+        args.out,
+        split=args.split,
+        n=args.n,
+        weights=args.weights,
+        device=_device(args.device),
+        data_root=args.data_root,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"statistics of {stats.count} {args.dataset} {args.split} images "
+        f"({stats.mu.shape[0]} features): {args.out}"
+    )
     return 0
 
 
@@ -320,6 +366,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_compare,
     _add_sample,
     _add_fid,
+    _add_fid_stats,
     _add_validate_theorems,
     _add_fisher_experiment,
 )

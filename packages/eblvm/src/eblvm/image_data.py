@@ -7,37 +7,57 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
 from eblvm.image_config import ImageTrainConfig
-from eblvm_data import celeba, cifar10, dequantize, digits, mnist, random_hflip
+from eblvm_data import Splits, celeba, cifar10, dequantize, digits, mnist, random_hflip
 
 Images = Tensor | Dataset[Tensor]
+SPLITS = ("train", "test")
 
 
-def load_images(config: ImageTrainConfig) -> Images:
-    """The training images, (N, C, S, S) in [0, 1] (CelebA: a Dataset of (C, S, S) read
-    on access). As in the paper, the train and validation splits are trained on together
-    (60k MNIST, 50k CIFAR10, 182,637 CelebA images).
+def load_images(config: ImageTrainConfig, *, split: str = "train") -> Images:
+    """The images of ``split``, (N, C, S, S) in [0, 1] (CelebA: a Dataset of (C, S, S)
+    read on access), in the data set's fixed order.
+
+    ``split="train"``: the training images. As in the paper, the train and validation
+    splits are trained on together (60k MNIST, 50k CIFAR10, 182,637 CelebA, 1617 digits);
+    random images are the ``n_train`` drawn from ``seed``. ``split="test"``: the held-out
+    test split (10k MNIST, 10k CIFAR10, 19,962 CelebA, 180 digits); random images have none.
 
     Raises FileNotFoundError (naming the files looked for) when the data set is missing
-    from ``data_root``, and ValueError when its images do not have the configured shape.
+    from ``data_root``, and ValueError for another split or when the images do not have
+    the configured shape.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if config.dataset == "random":
+        if split != "train":
+            raise ValueError(
+                "the random data set has no test split: its images are the n_train drawn "
+                "from seed (use split train)"
+            )
         generator = torch.Generator().manual_seed(config.seed)
         shape = (config.n_train, config.channels, config.image_size, config.image_size)
         return torch.randint(0, 256, shape, generator=generator).float() / 255
     if config.dataset == "celeba":
         splits = celeba(config.data_root, size=config.image_size)
-        images: Images = ConcatDataset([splits.train, splits.validation])
     elif config.dataset == "mnist":
         splits = mnist(config.data_root, pad_to=32)
-        images = torch.cat([splits.train, splits.validation])
     elif config.dataset == "cifar10":
         splits = cifar10(config.data_root)
-        images = torch.cat([splits.train, splits.validation])
     else:
         splits = digits(image=True, pad_to=32)
-        images = torch.cat([splits.train, splits.validation])
+    images = _pick(splits, split)
     check_image_shape(images, config)
     return images
+
+
+def _pick(splits: Splits, split: str) -> Images:
+    """The test split, or the train and validation splits together."""
+    if split == "test":
+        test: Images = splits.test
+        return test
+    if isinstance(splits.train, Tensor):
+        return torch.cat([splits.train, splits.validation])
+    return ConcatDataset([splits.train, splits.validation])
 
 
 def image_count(images: Images) -> int:

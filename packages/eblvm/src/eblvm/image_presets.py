@@ -56,6 +56,16 @@ RANDOM = dataclasses.replace(
     CIFAR10, dataset="random", n_train=2000, iterations=200, log_every=10, checkpoint_every=100
 )
 
+# The settings each data set's presets share: its images' shape (CelebA 64×64) and, for
+# random images, their count and seed.
+DATASET_PRESETS: dict[str, ImageTrainConfig] = {
+    "mnist": MNIST,
+    "cifar10": CIFAR10,
+    "celeba": CELEBA,
+    "digits32": DIGITS32,
+    "random": RANDOM,
+}
+
 
 def _variants(prefix: str, base: ImageTrainConfig) -> dict[str, ImageTrainConfig]:
     replace = dataclasses.replace

@@ -1,4 +1,5 @@
-"""Samples and FID of image runs: annealed Langevin dynamics in v with h held fixed.
+"""Samples and FID of image runs (annealed Langevin dynamics in v with h held fixed), and
+the reference statistics of a data set that the FID compares them with.
 
 For a deep EBLVM, h is the posterior mean of a random training image and the chains
 follow s(v) = −∇_v E(v, h); for a deep EBM, s(v) = −∇_v E(v). The chains start from
@@ -20,13 +21,16 @@ from torch import Tensor, nn
 
 from eblvm.image_config import ImageTrainConfig
 from eblvm.image_data import Images, fetch, image_count, load_images
+from eblvm.image_presets import DATASET_PRESETS
 from eblvm.runs import CHECKPOINT, CONFIG, write_json
 from eblvm_eval.fid import (
+    FeatureStats,
     compute_features,
     feature_statistics,
     frechet_distance,
     load_inception,
     load_stats,
+    save_stats,
 )
 from eblvm_eval.images import save_image_grid
 from eblvm_eval.samplers import annealed_langevin, annealing_schedule
@@ -292,3 +296,60 @@ def fid_of_run(
     }
     write_json(Path(run_dir) / FID, record)
     return record
+
+
+def _int_at_least(value: object, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def reference_stats(
+    dataset: str,
+    out: str | os.PathLike[str],
+    *,
+    split: str = "train",
+    n: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    device: torch.device | None = None,
+    data_root: str | None = None,
+    batch_size: int = 100,
+) -> FeatureStats:
+    """Inception statistics of a data set's images, the reference of ``fid_of_run`` and
+    of checkpoint selection by FID; written to ``out`` (.npz: ``mu`` (F,), ``sigma``
+    (F, F), ``count``) atomically, and returned.
+
+    ``dataset``: one of IMAGE_DATASETS, its images as its presets train on them (CelebA
+    64×64; random images those of the ``random-*`` presets), read from ``data_root``
+    (default ``data``). ``split``: ``train`` (train and validation splits together, the
+    images the presets train on) or ``test``, see ``load_images``. ``n``: the first n
+    images of the split in its fixed order (default all; at least 2). ``weights``: the
+    Inception weights file (default: the EBLVM_FID_WEIGHTS variable). Features are
+    computed ``batch_size`` images at a time on ``device`` (default: cuda when available).
+    The arguments, the weights and the data are checked before any feature is computed.
+    """
+    if dataset not in DATASET_PRESETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASET_PRESETS)}, got {dataset!r}")
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a str or os.PathLike, got {type(out).__name__}")
+    if Path(out).suffix != ".npz":
+        raise ValueError(f"out must name a .npz file, got {str(out)!r}")
+    if n is not None:
+        n = _int_at_least(n, "n", minimum=2)
+    batch_size = _int_at_least(batch_size, "batch_size", minimum=1)
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    inception = load_inception(weights).to(device)
+    images = load_images(_with_root(DATASET_PRESETS[dataset], data_root), split=split)
+    available = image_count(images)
+    if n is not None and n > available:
+        raise ValueError(
+            f"n must be at most the {available} images of the {dataset} {split} split, got {n}"
+        )
+    count = available if n is None else n
+    batches = (
+        fetch(images, torch.arange(start, min(start + batch_size, count)))
+        for start in range(0, count, batch_size)
+    )
+    stats = feature_statistics(compute_features(batches, inception, batch_size=batch_size))
+    save_stats(stats, out)
+    return stats
