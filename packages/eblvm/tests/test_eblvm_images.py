@@ -273,14 +273,10 @@ def _pooled_stats(path: Path) -> Path:
     return path
 
 
-def test_fid_command_scores_the_runs_samples(trained, tmp_path, monkeypatch, capsys):
-    stats = _pooled_stats(tmp_path / "digits.npz")
-    monkeypatch.setattr(sampling, "load_inception", lambda path: _PooledPixels().eval())
-    args = ["fid", str(trained), "--stats", str(stats), "--weights", "w.pth", "--n", "6"]
-    assert main([*args, "--steps", "1", "2", "1"]) == 0
-    record = json.loads((trained / "fid.json").read_text())
+def _fid_samples(trained: Path) -> torch.Tensor:
+    """The 6 samples `eblvm fid RUN --n 6 --steps 1 2 1` draws (seed 0) from the run."""
     run = load_run(trained, device=torch.device("cpu"))
-    samples = sample_images(
+    return sample_images(
         run.model,
         run.posterior,
         load_images(run.config),
@@ -290,7 +286,15 @@ def test_fid_command_scores_the_runs_samples(trained, tmp_path, monkeypatch, cap
         sigma0=run.config.mdsm_sigma0,
         generator=torch.Generator().manual_seed(0),
     )
-    ours = feature_statistics(_PooledPixels().eval()(samples).detach().double())
+
+
+def test_fid_command_scores_the_runs_samples(trained, tmp_path, monkeypatch, capsys):
+    stats = _pooled_stats(tmp_path / "digits.npz")
+    monkeypatch.setattr(sampling, "load_inception", lambda path: _PooledPixels().eval())
+    args = ["fid", str(trained), "--stats", str(stats), "--weights", "w.pth", "--n", "6"]
+    assert main([*args, "--steps", "1", "2", "1"]) == 0
+    record = json.loads((trained / "fid.json").read_text())
+    ours = feature_statistics(_PooledPixels().eval()(_fid_samples(trained)).detach().double())
     reference = load_stats(stats)
     expected = frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma)
     assert record["fid"] == pytest.approx(expected, rel=1e-9)
@@ -355,19 +359,8 @@ def test_fid_of_a_run_against_the_statistics_of_fid_stats(trained, tmp_path, mon
     args = ["fid", str(trained), "--stats", str(stats), "--weights", "w.pth", "--n", "6"]
     assert main([*args, "--steps", "1", "2", "1"]) == 0
     record = json.loads((trained / "fid.json").read_text())
-    run = load_run(trained, device=torch.device("cpu"))
-    samples = sample_images(
-        run.model,
-        run.posterior,
-        _digits32_split("train"),
-        6,
-        schedule=schedule_of(run.config, (1, 2, 1)),
-        step_size=run.config.sample_step_size,
-        sigma0=run.config.mdsm_sigma0,
-        generator=torch.Generator().manual_seed(0),
-    )
     pooled = _PooledPixels().eval()
-    ours = feature_statistics(pooled(samples).detach().double())
+    ours = feature_statistics(pooled(_fid_samples(trained)).detach().double())
     reference = feature_statistics(pooled(_digits32_split("train")).detach().double())
     expected = frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma)
     assert record["fid"] == pytest.approx(expected, rel=1e-6)
