@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from exact_models import DTYPE, BinaryLatentEnergy, GaussianLatentEnergy, LinearGaussianNet
@@ -95,3 +97,30 @@ def test_fit_posterior_refuses_a_posterior_without_parameters():
             torch.randn(4, 3, dtype=DTYPE),
             torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1),
         )
+
+
+def test_fisher_loss_weights_each_example():
+    model = GaussianLatentEnergy(3, seed=0)
+    posterior = GaussianPosterior(LinearGaussianNet(3))
+    v = torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=DTYPE)
+    weights = torch.tensor([0.5, 2.0, 0.0, 1.5], dtype=DTYPE)
+
+    def loss(**kwargs):
+        generator = torch.Generator().manual_seed(2)
+        return fisher_loss(model, posterior, v, n_samples=3, generator=generator, **kwargs)
+
+    torch.testing.assert_close(loss(sample_weights=torch.ones(4, dtype=DTYPE)), loss())
+    per_example = []
+    for b in range(4):  # the same draws, one example at a time
+        draws = posterior.rsample(v, 3, generator=torch.Generator().manual_seed(2))
+        h = draws[:, b : b + 1].detach()
+        h.requires_grad_(True)
+        x = v[b : b + 1]
+        log_ratio = posterior.log_prob(h, x) + model(x, h)
+        (grad,) = torch.autograd.grad(log_ratio.sum(), h)
+        per_example.append(grad.square().sum(-1).mean())
+    expected = (weights * torch.stack(per_example)).mean()
+    torch.testing.assert_close(loss(sample_weights=weights), expected)
+    for bad in (torch.ones(3, dtype=DTYPE), -weights, weights * math.inf):
+        with pytest.raises(ValueError, match="sample_weights"):
+            loss(sample_weights=bad)

@@ -33,7 +33,8 @@ class ImageTrainConfig:
     Method: ``vages`` (VaGES with L = ``n_samples`` draws of the Gaussian posterior,
     refined by ``refine_steps`` Langevin steps in h), ``bism`` (BiSM with N =
     ``n_unroll``), ``ebm`` (the deep EBM's exact score). The posterior is fitted by the
-    posterior Fisher divergence for K = ``posterior_steps`` steps per minibatch. The
+    posterior Fisher divergence, each image weighted by 1/σ, for K = ``posterior_steps``
+    steps per minibatch. The
     objective is MDSM with σ linear in [``mdsm_sigma_min``, ``mdsm_sigma_max``] over the
     batch and σ0 = ``mdsm_sigma0``. Adam (``beta1``, ``beta2``) with cosine decay to
     ``lr_min`` over ``iterations``; an exponential moving average (``ema_decay``) of θ

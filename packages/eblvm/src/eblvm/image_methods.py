@@ -1,7 +1,8 @@
 """One training step of a deep EBLVM (VaGES or BiSM) or deep EBM on images, with MDSM.
 
 A step fits the Gaussian posterior q(h | ṽ) by the posterior Fisher divergence for K
-steps on noisy images ṽ = v + σε, then takes one θ step on
+steps on noisy images ṽ = v + σε (each image weighted by 1/σ, as the paper's code),
+then takes one θ step on
 
     MDSM(s, v) = mean_i ½ ‖s(ṽ_i)/σ_i + ε_i/σ0²‖²,   ṽ_i = v_i + σ_i ε_i,
 
@@ -269,6 +270,7 @@ class ImageScoreMatching:
         assert self.posterior is not None and self.posterior_optimizer is not None
         assert self.energy is not None
         sigmas = self._sigmas(v)
+        weights = sigmas.flatten().reciprocal()  # 1/σ per image, as the paper's code
         for k in range(self.posterior_steps):
             noisy = v + sigmas * noise.fit_v[k]
             with torch.no_grad():
@@ -276,7 +278,7 @@ class ImageScoreMatching:
             energy = _FixedFeatures(self.energy.model, features)
             replayed = ReplayedGaussian(self.posterior, noise.fit_h[k : k + 1])
             self.posterior_optimizer.zero_grad(set_to_none=True)
-            loss = fisher_loss(energy, replayed, noisy, n_samples=1)
+            loss = fisher_loss(energy, replayed, noisy, n_samples=1, sample_weights=weights)
             self._check_loss(loss, "the posterior's Fisher divergence")
             loss.backward(inputs=self.phi)
             self.ranks.average_gradients(self.phi)

@@ -66,11 +66,14 @@ def fisher_loss(
     *,
     n_samples: int = 1,
     generator: torch.Generator | None = None,
+    sample_weights: Tensor | None = None,
 ) -> Tensor:
     """Posterior Fisher divergence E_q‖∇_h log q(h | v) − ∇_h log p̃(v, h)‖² (continuous h).
 
     ∇_h log p(h | v) = ∇_h log p̃(v, h), so the unknown normaliser drops out.
-    Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
+    Reparameterised draws; averaged over the batch, each example weighted by
+    ``sample_weights: (B,)`` when given (e.g. 1/σ per example at MDSM's noise levels,
+    as the paper's code does). v: (B, ...) -> scalar.
     """
     h = _draw(posterior, v, n_samples, generator)
     if not h.requires_grad:
@@ -78,7 +81,19 @@ def fisher_loss(
     energies = check_energy_values(energy(v, h), n_samples, len(v))
     log_ratio = posterior.log_prob(h, v) + energies
     (grad_h,) = torch.autograd.grad(log_ratio.sum(), h, create_graph=True)
-    return grad_h.square().flatten(2).sum(-1).mean()
+    per_example = grad_h.square().flatten(2).sum(-1).mean(0)  # (B,)
+    if sample_weights is None:
+        return per_example.mean()
+    return (per_example * _check_weights(sample_weights, len(v))).mean()
+
+
+def _check_weights(weights: object, batch: int) -> Tensor:
+    if not isinstance(weights, Tensor) or tuple(weights.shape) != (batch,):
+        shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+        raise ValueError(f"sample_weights must be a tensor of shape ({batch},), got {shape}")
+    if not bool((weights.isfinite() & (weights >= 0)).all()):
+        raise ValueError("sample_weights must be finite and non-negative")
+    return weights
 
 
 def energy_of_h(energy: Energy, v: Tensor) -> Callable[[Tensor], Tensor]:
