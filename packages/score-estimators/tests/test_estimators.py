@@ -226,3 +226,34 @@ def test_vages_loss_gradient_is_unbiased_at_two_samples():
     # 25 chunks of 400 copies: t-distributed with 24 degrees of freedom, 21 components.
     assert vages.max() < 4.5
     assert z_scores(shared_draws).max() > 10
+
+
+class CountingGaussianPosterior(GaussianPosterior):
+    """A Gaussian posterior that counts the draws per example it hands out."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__(net)
+        self.drawn = 0
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        self.drawn += n
+        return super().rsample(v, n, generator=generator)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        VaES(3),
+        VaGES(3),
+        VaESCV(2),
+        ImportanceSampling(4),
+        BiSM(0, n_samples=2),
+        BiSM(3, n_samples=2, inner_samples=2, loss=kl_loss),
+    ],
+)
+def test_draws_count_the_posterior_draws_of_one_call(estimator):
+    model = GaussianLatentEnergy(3, seed=0)
+    posterior = CountingGaussianPosterior(LinearGaussianNet(3))
+    v = torch.randn(5, 3, generator=seeded(1), dtype=DTYPE)
+    estimator(model, posterior, v, generator=seeded(2))
+    assert posterior.drawn == estimator.draws

@@ -211,10 +211,14 @@ class ImageScoreMatching:
         self.ema = ema
         self.sigma_range = sigma_range
         self.sigma0 = sigma0
-        self.n_samples = n_samples
         self.posterior_steps = posterior_steps if posterior is not None else 0
-        self.n_unroll = n_unroll
-        self.inner_lr = inner_lr
+        self.estimator: VaGES | BiSM | None = None
+        if method == "vages":
+            self.estimator = VaGES(n_samples)
+        elif method == "bism":
+            self.estimator = BiSM(
+                n_unroll, n_samples=n_samples, inner_lr=inner_lr, loss=fisher_loss
+            )
         self.refine = refine
         self.ranks = ranks
         self.generator = generator
@@ -228,12 +232,8 @@ class ImageScoreMatching:
             self.visible_score = VisibleScore(model, autocast=autocast)
 
     def estimate_draws(self) -> int:
-        """M: how many posterior draws per image the score estimator uses (VaGES: 2L)."""
-        if self.method == "vages":
-            return 2 * self.n_samples
-        if self.method == "bism":
-            return self.n_unroll + self.n_samples
-        return 0
+        """M: how many posterior draws per image the score estimator uses."""
+        return 0 if self.estimator is None else self.estimator.draws
 
     def draw_noise(self, v: Tensor) -> StepNoise:
         """Fresh draws for one step on v: (B, C, S, S), from the step generator."""
@@ -292,16 +292,13 @@ class ImageScoreMatching:
         if self.visible_score is not None:
             return self.visible_score, None
         assert self.posterior is not None and self.energy is not None
-        energy = self.energy
+        energy, estimator = self.energy, self.estimator
         replayed = ReplayedGaussian(self.posterior, noise.estimate_h)
-        if self.method == "vages":
+        if isinstance(estimator, VaGES):
             refined = LangevinRefined(replayed, energy, **self.refine)
-            vages = VaGES(self.n_samples)
-            return lambda x: vages(energy, refined, x, generator=self.generator), replayed
-        bism = BiSM(
-            self.n_unroll, n_samples=self.n_samples, inner_lr=self.inner_lr, loss=fisher_loss
-        )
-        return lambda x: bism(energy, replayed, x), replayed
+            return lambda x: estimator(energy, refined, x, generator=self.generator), replayed
+        assert isinstance(estimator, BiSM)
+        return lambda x: estimator(energy, replayed, x), replayed
 
     def step(self, v: Tensor, noise: StepNoise | None = None) -> float:
         """One training step on v: (B, C, S, S) with ``noise`` (drawn when None).

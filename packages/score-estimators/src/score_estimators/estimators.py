@@ -99,6 +99,11 @@ class _SampleEstimator:
     def __init__(self, n_samples: int) -> None:
         self.n_samples = check_count(n_samples, "n_samples", minimum=self.min_samples)
 
+    @property
+    def draws(self) -> int:
+        """Posterior draws per example that one call takes from ``posterior.rsample``."""
+        return self.n_samples
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_samples={self.n_samples})"
 
@@ -136,6 +141,11 @@ class VaGES(_SampleEstimator):
 
     min_samples = 2
 
+    @property
+    def draws(self) -> int:
+        """2L: L for the value, L for the derivatives."""
+        return 2 * self.n_samples
+
     def __call__(
         self,
         energy: Energy,
@@ -145,7 +155,7 @@ class VaGES(_SampleEstimator):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         n = self.n_samples
-        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, 2 * n, generator)
+        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.draws, generator)
         for_value, for_gradient = log_joint[:n], log_joint[n:]
         (value,) = torch.autograd.grad(
             for_value, v_node, grad_outputs=torch.full_like(for_value, 1 / n), retain_graph=True
@@ -299,6 +309,11 @@ class BiSM(_SampleEstimator):
         self.inner_lr = check_positive(inner_lr, "inner_lr")
         self.inner_samples = check_count(inner_samples, "inner_samples")
         self.loss = loss
+
+    @property
+    def draws(self) -> int:
+        """N · inner_samples for the unrolled steps, then L for the estimate."""
+        return self.n_unroll * self.inner_samples + self.n_samples
 
     def __call__(
         self,
