@@ -205,8 +205,32 @@ def load_run(run_dir: str | os.PathLike[str], *, device: torch.device) -> Loaded
     return LoadedRun(config, model, posterior, source, int(state["iteration"]))
 
 
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device).manual_seed(seed)
+def _default_device(device: torch.device | None) -> torch.device:
+    return device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _run_samples(
+    run: LoadedRun,
+    n: int,
+    *,
+    steps: tuple[int, int, int] | None,
+    step_size: float | None,
+    seed: int,
+    device: torch.device,
+    data_root: str | None,
+) -> Tensor:
+    """n images (n, C, S, S) sampled from a loaded run with its annealing settings, or
+    ``steps`` and ``step_size`` in their place; seeded by ``seed`` on ``device``."""
+    return sample_images(
+        run.model,
+        run.posterior,
+        load_images(_with_root(run.config, data_root)),
+        n,
+        schedule=schedule_of(run.config, steps),
+        step_size=step_size or run.config.sample_step_size,
+        sigma0=run.config.mdsm_sigma0,
+        generator=torch.Generator(device).manual_seed(seed),
+    )
 
 
 def sample_run(
@@ -224,18 +248,10 @@ def sample_run(
     ``run_dir/samples.png``). ``steps`` = (hold, anneal, final) and ``step_size``
     replace the run's annealing settings (shorter schedules for CPU use). Returns the path.
     """
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _default_device(device)
     run = load_run(run_dir, device=device)
-    images = load_images(_with_root(run.config, data_root))
-    samples = sample_images(
-        run.model,
-        run.posterior,
-        images,
-        n,
-        schedule=schedule_of(run.config, steps),
-        step_size=step_size or run.config.sample_step_size,
-        sigma0=run.config.mdsm_sigma0,
-        generator=_generator(device, seed),
+    samples = _run_samples(
+        run, n, steps=steps, step_size=step_size, seed=seed, device=device, data_root=data_root
     )
     return save_image_grid(samples, Path(out) if out else Path(run_dir) / SAMPLES)
 
@@ -271,20 +287,12 @@ def fid_of_run(
     from eblvm_eval.fid.save_stats). ``weights``: the Inception weights file (default:
     the EBLVM_FID_WEIGHTS variable). The statistics and the weights are checked before
     sampling starts. Writes and returns ``run_dir/fid.json``'s record."""
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _default_device(device)
     reference = load_stats(stats)
     inception = load_inception(weights)
     run = load_run(run_dir, device=device)
-    images = load_images(_with_root(run.config, data_root))
-    samples = sample_images(
-        run.model,
-        run.posterior,
-        images,
-        n,
-        schedule=schedule_of(run.config, steps),
-        step_size=step_size or run.config.sample_step_size,
-        sigma0=run.config.mdsm_sigma0,
-        generator=_generator(device, seed),
+    samples = _run_samples(
+        run, n, steps=steps, step_size=step_size, seed=seed, device=device, data_root=data_root
     )
     ours = feature_statistics(inception_features(samples, inception))
     record = {
@@ -337,7 +345,7 @@ def reference_stats(
     if n is not None:
         n = _int_at_least(n, "n", minimum=2)
     batch_size = _int_at_least(batch_size, "batch_size", minimum=1)
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _default_device(device)
     inception = load_inception(weights).to(device)
     images = load_images(_with_root(DATASET_PRESETS[dataset], data_root), split=split)
     available = image_count(images)
