@@ -51,8 +51,7 @@ class GRBM(nn.Module):
 
     def energy(self, v: Tensor, h: Tensor) -> Tensor:
         """E(v, h). v: (B, D); h: (*S, B, H) -> (*S, B)."""
-        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
-        return quadratic - h @ self.c - ((v @ self.W) * h).sum(-1)
+        return self.condition(v)(h)
 
     def forward(self, v: Tensor, h: Tensor) -> Tensor:
         """The energy: the model is itself an energy callable."""
@@ -62,9 +61,12 @@ class GRBM(nn.Module):
         """h ↦ E(v, h) for a fixed v, with the v-terms (½‖(v − b)/σ‖² and c + vᵀW)
         computed once, now. v: (B, D); the returned function maps h: (*S, B, H) -> (*S, B).
         """
-        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
-        logits = self.posterior_logits(v)
+        quadratic, logits = self._quadratic(v), self.posterior_logits(v)
         return lambda h: quadratic - (h * logits).sum(-1)
+
+    def _quadratic(self, v: Tensor) -> Tensor:
+        """½‖(v − b)/σ‖². v: (B, D) -> (B,)."""
+        return 0.5 * ((v - self.b) / self.std).square().sum(-1)
 
     def posterior_logits(self, v: Tensor) -> Tensor:
         """logit p(h = 1 | v) = c + vᵀW. v: (B, D) -> (B, H)."""
@@ -82,8 +84,7 @@ class GRBM(nn.Module):
     def free_energy(self, v: Tensor) -> Tensor:
         """F(v) = −log Σ_h exp(−E(v, h)). v: (B, D) -> (B,)."""
         check_data(v, self.v_dim, "v")
-        quadratic = 0.5 * ((v - self.b) / self.std).square().sum(-1)
-        return quadratic - F.softplus(self.posterior_logits(v)).sum(-1)
+        return self._quadratic(v) - F.softplus(self.posterior_logits(v)).sum(-1)
 
     def score(self, v: Tensor) -> Tensor:
         """Exact marginal score ∇_v log p(v) = −(v − b)/σ² + W sigmoid(c + vᵀW).
