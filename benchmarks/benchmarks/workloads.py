@@ -32,7 +32,7 @@ from score_estimators import (
     ExactScore,
     GaussianPosterior,
     ImportanceSampling,
-    LangevinRefined,
+    Langevin,
     VaES,
     VaGES,
     fisher_loss,
@@ -304,9 +304,9 @@ def deep_iteration(size_name: str, method: str, dev: torch.device, *, seed: int 
         size.channels, size.h_dim, width=size.posterior_width, image_size=size.image_size
     )
     posterior = GaussianPosterior(posterior_net).to(dev)
-    sampler: Any = posterior
     if method in ("vaes", "vages"):
-        sampler = LangevinRefined(posterior, energy, steps=5, step_size=1e-2, noise_std=1e-4)
+        refine = Langevin(5, step_size=1e-2, noise_std=1e-4)
+        estimator = (VaES if method == "vaes" else VaGES)(N_SAMPLES, refine=refine)
     return Iteration(
         energy,
         estimator,
@@ -314,7 +314,7 @@ def deep_iteration(size_name: str, method: str, dev: torch.device, *, seed: int 
         v,
         lr=5e-5,
         posterior=posterior,
-        sampler=sampler,
+        sampler=posterior,
         posterior_loss=fisher_loss,
         fit_points=mdsm_noisy,
     )

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from eblvm_eval import gibbs_sample
 from ebm_models import GRBM
 from score_estimators import VaES, VaGES, vages_weights, weighted_score
 from score_objectives import dsm, ksd, mdsm, sm, ssm
@@ -29,7 +30,7 @@ def make_problem() -> tuple[GRBM, Tensor, dict[str, Callable]]:
         model.b.normal_(generator=generator)
         model.c.normal_(generator=generator)
         model.log_std.copy_(0.3 * torch.randn(4, generator=generator, dtype=DTYPE))
-    v = model.sample(16, steps=200, generator=generator)
+    v = gibbs_sample(model, 16, steps=200, generator=generator)
     noise = torch.randn(16, 4, generator=generator, dtype=DTYPE)
     projections = torch.randn(1, 16, 4, generator=generator, dtype=DTYPE)
     objectives = {

@@ -94,7 +94,7 @@ def test_residual_net_runs_once_per_energy_call() -> None:
     v = _images(2, 3, 32, seed=1, dtype=torch.float64)
     model.energy(v, _latents(7, 2, H, seed=2, dtype=torch.float64))
     assert calls[0] == 1
-    energy_of_h = model.condition(v)
+    energy_of_h = model.__energy_at_v__(v)
     assert calls[0] == 2
     for seed in range(3):
         h = _latents(5, 2, H, seed=seed, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Langevin-refined posterior draws against the exact laws of a Gaussian-latent model.
+"""Langevin refinement of posterior draws against the exact laws of a Gaussian-latent model.
 
 With E(v, h) = ½‖v − Wh‖² + ½‖h‖², p(h | v) = N(A⁻¹Wᵀv, A⁻¹) with A = I + WᵀW,
 and every Langevin step is affine in h: h ← (I − αA)h + αWᵀv + σε. From a Gaussian
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from score_estimators import GaussianPosterior, LangevinRefined, VaES
+from score_estimators import GaussianPosterior, Langevin, VaES, VaGES, energy_at
 
 DTYPE = torch.float64
 V_DIM, H_DIM = 3, 2
@@ -46,13 +46,14 @@ class GaussianLatent(nn.Module):
 
 
 class ConditionedGaussianLatent(GaussianLatent):
-    """The same energy with ``condition``: E = ½‖v‖² − hᵀWᵀv + ½hᵀAh from (‖v‖², Wᵀv)."""
+    """The same energy with its v-part built once: E = ½‖v‖² − hᵀWᵀv + ½hᵀAh from
+    (‖v‖², Wᵀv)."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.conditions = 0
 
-    def condition(self, v: Tensor):
+    def __energy_at_v__(self, v: Tensor):
         self.conditions += 1
         half_sq, wv = 0.5 * v.square().sum(-1), v @ self.W
         a = self.precision()
@@ -107,20 +108,25 @@ def _check_moments(h: Tensor, mean: Tensor, cov: Tensor, *, extra_rtol: float = 
         assert bool(((sample_cov[b] - cov).abs() <= 5 * se + extra_rtol * cov.abs()).all())
 
 
+def _refined(
+    energy: nn.Module, v: Tensor, n: int, refine: Langevin, seed: int, dtype: torch.dtype = DTYPE
+) -> Tensor:
+    """n draws of the wrong q at v refined on the energy, all from one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    h = _wrong_q(dtype).rsample(v, n, generator=generator)
+    return refine(energy_at(energy, v), h, generator=generator)
+
+
 def test_zero_steps_returns_the_base_draws() -> None:
-    q = _wrong_q()
-    refined = LangevinRefined(q, GaussianLatent(), steps=0)
-    v = _data()
-    draws = refined.rsample(v, 5, generator=torch.Generator().manual_seed(3))
+    q, v = _wrong_q(), _data()
     base = q.rsample(v, 5, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(draws, base.detach())
+    assert torch.equal(Langevin(0)(energy_at(GaussianLatent(), v), base), base.detach())
 
 
 def test_draws_follow_the_exact_law_of_k_steps() -> None:
     energy = GaussianLatent()
     v = _data()
-    refined = LangevinRefined(_wrong_q(), energy, steps=10, step_size=0.05, noise_std=0.3)
-    h = refined.rsample(v, 5000, generator=torch.Generator().manual_seed(4))
+    h = _refined(energy, v, 5000, Langevin(10, step_size=0.05, noise_std=0.3), seed=4)
     mean, cov = _langevin_law(energy, v, steps=10, step_size=0.05, noise_std=0.3)
     _check_moments(h, mean, cov)
     # ten steps are not enough here: the law is still far from p(h | v)
@@ -136,10 +142,8 @@ def test_many_unadjusted_steps_reach_the_exact_posterior() -> None:
     step_size = 0.02
     assert float(torch.linalg.eigvalsh(energy.precision().detach()).max()) < 2.0
     v = _data(1)
-    refined = LangevinRefined(
-        _wrong_q(), energy, steps=250, step_size=step_size, noise_std=math.sqrt(2 * step_size)
-    )
-    h = refined.rsample(v, 10000, generator=torch.Generator().manual_seed(5))
+    refine = Langevin(250, step_size=step_size, noise_std=math.sqrt(2 * step_size))
+    h = _refined(energy, v, 10000, refine, seed=5)
     mean, cov = energy.posterior(v)
     _check_moments(h, mean, cov, extra_rtol=0.021)
 
@@ -149,9 +153,9 @@ def test_vaes_with_refined_draws_from_a_wrong_q_gives_the_exact_score() -> None:
     ``torch.no_grad``, which the refinement must survive."""
     energy = GaussianLatent()
     v = _data(3)
-    refined = LangevinRefined(_wrong_q(), energy, steps=150, step_size=0.1, noise_std=0.3)
     n = 2000
-    score = VaES(n)(energy, refined, v, generator=torch.Generator().manual_seed(6))
+    estimator = VaES(n, refine=Langevin(150, step_size=0.1, noise_std=0.3))
+    score = estimator(energy, _wrong_q(), v, generator=torch.Generator().manual_seed(6))
     w = energy.W.detach()
     exact = -torch.linalg.solve(torch.eye(V_DIM, dtype=DTYPE) + w @ w.T, v.T).T
     _, cov = _langevin_law(energy, v, steps=150, step_size=0.1, noise_std=0.3)
@@ -159,72 +163,66 @@ def test_vaes_with_refined_draws_from_a_wrong_q_gives_the_exact_score() -> None:
     assert bool(((score - exact).abs() <= 5 * se).all())
 
 
-def test_condition_is_used_once_per_rsample() -> None:
-    conditioned, plain = ConditionedGaussianLatent(), GaussianLatent()
-    v = _data()
-    kwargs = {"steps": 5, "step_size": 0.05, "noise_std": 0.3}
-    draws = LangevinRefined(_wrong_q(), conditioned, **kwargs).rsample(
-        v, 4, generator=torch.Generator().manual_seed(7)
-    )
-    assert conditioned.conditions == 1
-    assert conditioned.calls == 0
-    expected = LangevinRefined(_wrong_q(), plain, **kwargs).rsample(
-        v, 4, generator=torch.Generator().manual_seed(7)
-    )
-    assert plain.calls == 5
-    torch.testing.assert_close(draws, expected)
-
-
-def test_estimators_share_their_conditioned_energy_with_the_refinement() -> None:
-    """VaES through a refined posterior builds the energy's v-part once (the refinement
-    reuses the estimator's), and refines to the same draws as ``rsample``."""
+@pytest.mark.parametrize("estimator_class", [VaES, VaGES])
+def test_the_estimate_refines_on_its_own_conditioned_energy(estimator_class) -> None:
+    """The v-part is built once per estimate and serves the refinement too: the energy
+    is never called as E(v, h), and the refined draws are those of the plain energy."""
     conditioned = ConditionedGaussianLatent()
     v = _data()
-    kwargs = {"steps": 3, "step_size": 0.05, "noise_std": 0.3}
-    refined = LangevinRefined(_wrong_q(), conditioned, **kwargs)
-    score = VaES(4)(conditioned, refined, v, generator=torch.Generator().manual_seed(7))
+    refine = Langevin(3, step_size=0.05, noise_std=0.3)
+    estimator = estimator_class(2, refine=refine)
+    score = estimator(conditioned, _wrong_q(), v, generator=torch.Generator().manual_seed(7))
     assert conditioned.conditions == 1
     assert conditioned.calls == 0
-    draws = LangevinRefined(_wrong_q(), GaussianLatent(), **kwargs).rsample(
-        v, 4, generator=torch.Generator().manual_seed(7)
-    )
+    draws = _refined(GaussianLatent(), v, estimator.draws, refine, seed=7)
     node = v.clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(-GaussianLatent()(node, draws).mean(0).sum(), node)
+    value_draws = draws[: estimator.n_samples]
+    (expected,) = torch.autograd.grad(-GaussianLatent()(node, value_draws).mean(0).sum(), node)
     torch.testing.assert_close(score, expected)
 
 
-def test_parameters_are_the_base_posteriors_and_draws_are_detached() -> None:
+def test_injected_noise_gives_the_generator_draws() -> None:
+    energy, v = GaussianLatent(), _data()
+    refine = Langevin(4, step_size=0.05, noise_std=0.3)
+    h = _wrong_q().rsample(v, 3, generator=torch.Generator().manual_seed(8))
+    generator = torch.Generator().manual_seed(9)
+    drawn = refine(energy_at(energy, v), h, generator=generator)
+    generator = torch.Generator().manual_seed(9)
+    noise = torch.stack([torch.randn(h.shape, generator=generator, dtype=DTYPE) for _ in range(4)])
+    assert torch.equal(refine(energy_at(energy, v), h, noise=noise), drawn)
+
+
+def test_draws_are_detached_and_nothing_gets_a_gradient() -> None:
     q, energy = _wrong_q(), GaussianLatent()
-    refined = LangevinRefined(q, energy, steps=2)
-    assert [id(p) for p in refined.parameters()] == [id(p) for p in q.parameters()]
-    assert refined.energy is energy
     v = _data().requires_grad_(True)
-    h = refined.rsample(v, 3)
+    h = Langevin(2)(energy_at(energy, v), q.rsample(v, 3))
     assert not h.requires_grad
     assert energy.W.grad is None and all(p.grad is None for p in q.parameters())
-    assert not hasattr(refined, "log_prob")
 
 
 def test_bad_arguments_are_refused() -> None:
-    q, energy = _wrong_q(), GaussianLatent()
+    energy = GaussianLatent()
     with pytest.raises(ValueError, match="steps must be an integer >= 0"):
-        LangevinRefined(q, energy, steps=-1)
+        Langevin(-1)
     with pytest.raises(ValueError, match="step_size must be a positive"):
-        LangevinRefined(q, energy, step_size=0.0)
+        Langevin(step_size=0.0)
     with pytest.raises(ValueError, match="noise_std must be a non-negative"):
-        LangevinRefined(q, energy, noise_std=float("nan"))
-    with pytest.raises(TypeError, match="posterior must offer rsample"):
-        LangevinRefined(object(), energy)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="energy must be callable"):
-        LangevinRefined(q, 3.0)  # type: ignore[arg-type]
-    refined = LangevinRefined(q, energy)
-    with pytest.raises(ValueError, match="n must be an integer >= 1"):
-        refined.rsample(_data(), 0)
-    with pytest.raises(ValueError, match="v contains non-finite"):
-        refined.rsample(torch.full((2, V_DIM), float("inf"), dtype=DTYPE), 1)
-    summed = LangevinRefined(q, lambda v, h: energy(v, h).sum(0))
+        Langevin(noise_std=float("nan"))
+    with pytest.raises(TypeError, match="refine must be a Langevin refinement"):
+        VaES(2, refine=5)  # type: ignore[arg-type]
+    v = _data()
+    h = _wrong_q().rsample(v, 3)
+    with pytest.raises(ValueError, match=r"noise must be a tensor of shape \(2, 3, 2, 2\)"):
+        Langevin(2)(energy_at(energy, v), h, noise=torch.zeros(2, 3, 2, 1, dtype=DTYPE))
+    with pytest.raises(ValueError, match="noise and generator are exclusive"):
+        Langevin(1)(
+            energy_at(energy, v),
+            h,
+            noise=torch.zeros(1, 3, 2, 2, dtype=DTYPE),
+            generator=torch.Generator(),
+        )
     with pytest.raises(ValueError, match=r"energy\(v, h\) must broadcast"):
-        summed.rsample(_data(), 3)
+        Langevin(1)(lambda h: energy(v, h).sum(0), h)
 
 
 @settings(max_examples=25, deadline=None)
@@ -239,7 +237,6 @@ def test_hypothesis_shapes(
     batch: int, n: int, steps: int, conditioned: bool, dtype: torch.dtype
 ) -> None:
     energy = (ConditionedGaussianLatent if conditioned else GaussianLatent)(dtype=dtype)
-    refined = LangevinRefined(_wrong_q(dtype), energy, steps=steps)
-    h = refined.rsample(_data(batch, dtype), n, generator=torch.Generator().manual_seed(0))
+    h = _refined(energy, _data(batch, dtype), n, Langevin(steps), seed=0, dtype=dtype)
     assert h.shape == (n, batch, H_DIM) and h.dtype == dtype
     assert bool(h.isfinite().all()) and not h.requires_grad

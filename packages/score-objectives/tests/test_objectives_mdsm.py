@@ -107,3 +107,47 @@ def test_mdsm_generator_draws_standard_normal_noise() -> None:
     expected = dim / (2 * sigma0**4)
     se = math.sqrt(dim / 2) / sigma0**4 / math.sqrt(batch)
     assert abs(float(loss) - expected) < 4 * se
+
+
+def test_explicit_levels_give_the_loss_of_the_schedule_they_equal() -> None:
+    """Two batches side by side with their own levels: the per-sample losses are those of
+    each batch alone with its own schedule (independent runs folded into one batch)."""
+    score = TanhScore(3, generator=seeded(0), dtype=torch.float64)
+    first, second = (torch.randn(6, 3, generator=seeded(s), dtype=torch.float64) for s in (1, 2))
+    noise = torch.randn(12, 3, generator=seeded(3), dtype=torch.float64)
+    spread = noise_levels(6, sigma_min=0.1, sigma_max=0.8, schedule="linear", dtype=torch.float64)
+    folded = mdsm(
+        score,
+        torch.cat([first, second]),
+        levels=spread.repeat(2),
+        noise=noise,
+        reduction="none",
+    )
+    for half, v in enumerate((first, second)):
+        alone = mdsm(
+            score,
+            v,
+            sigma_min=0.1,
+            sigma_max=0.8,
+            noise=noise[6 * half : 6 * (half + 1)],
+            reduction="none",
+        )
+        torch.testing.assert_close(folded[6 * half : 6 * (half + 1)], alone, rtol=0, atol=0)
+
+
+def test_bad_levels_are_refused() -> None:
+    score, v = (
+        TanhScore(3, generator=seeded(0), dtype=torch.float64),
+        torch.randn(4, 3, dtype=torch.float64),
+    )
+    good = torch.full((4,), 0.5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="exclusive"):
+        mdsm(score, v, sigma_min=0.1, sigma_max=0.5, levels=good)
+    with pytest.raises(ValueError, match="needs sigma_min and sigma_max, or explicit levels"):
+        mdsm(score, v)
+    with pytest.raises(ValueError, match=r"levels must be a tensor of shape \(4,\)"):
+        mdsm(score, v, levels=good[:3])
+    with pytest.raises(ValueError, match="dtype and device"):
+        mdsm(score, v, levels=good.float())
+    with pytest.raises(ValueError, match="finite and > 0"):
+        mdsm(score, v, levels=torch.tensor([0.5, 0.5, 0.0, 0.5], dtype=torch.float64))

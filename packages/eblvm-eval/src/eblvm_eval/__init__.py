@@ -63,6 +63,16 @@ from eblvm_eval.fisher import (
     rademacher,
     run_fisher_experiment,
 )
+from eblvm_eval.gibbs import (
+    GibbsKernel,
+    GibbsNoise,
+    GibbsState,
+    GRBMConditionals,
+    gibbs_kernel,
+    gibbs_noise,
+    gibbs_sample,
+    gibbs_step,
+)
 from eblvm_eval.images import image_grid, interpolate_latents, save_image_grid
 from eblvm_eval.likelihood import log_likelihood
 from eblvm_eval.partition import MAX_EXACT_H_DIM, exact_log_partition
@@ -99,7 +109,11 @@ __all__ = [
     "FisherEstimate",
     "FisherRow",
     "FreeEnergyModel",
+    "GRBMConditionals",
     "GRBMParameters",
+    "GibbsKernel",
+    "GibbsNoise",
+    "GibbsState",
     "InceptionV3Features",
     "LangevinInfo",
     "LangevinKernel",
@@ -130,6 +144,10 @@ __all__ = [
     "gaussian_kl",
     "gaussian_vaes_expectation",
     "gaussian_vages_expectation",
+    "gibbs_kernel",
+    "gibbs_noise",
+    "gibbs_sample",
+    "gibbs_step",
     "grbm_bias_sweep",
     "grbm_negative_elbo",
     "grbm_vaes_expectation",
@@ -152,4 +170,4 @@ __all__ = [
     "score_jacobian",
     "write_bias_report",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -35,6 +35,7 @@ from torch.func import functional_call
 
 from eblvm_eval._atomic import write_atomically
 from eblvm_eval.divergences import bernoulli_kl, gaussian_fisher, gaussian_kl
+from eblvm_eval.gibbs import gibbs_sample
 from ebm_models import GRBM, GaussianEBLVM
 
 GRBM_NOISE_LEVELS = tuple(float(x) for x in np.geomspace(1e-5, 1e-1, 11))
@@ -443,7 +444,7 @@ def run_bias_experiment(
             model.c.copy_(_uniform((h_dim,), 1.0, generator))
             model.log_std.copy_(_uniform((v_dim,), 0.5, generator))
         gaussian.h_log_std.copy_(_uniform((h_dim,), 0.5, generator))
-    grbm_v = grbm.sample(1, steps=1000, generator=generator)[0]
+    grbm_v = gibbs_sample(grbm, 1, steps=1000, generator=generator)[0]
     gaussian_v = gaussian.sample(1, generator=generator)[0]
 
     def levels(default: tuple[float, ...]) -> list[float]:

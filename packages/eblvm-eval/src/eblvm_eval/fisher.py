@@ -305,7 +305,7 @@ def grbm_negative_elbo(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """KL(q ‖ p(h | v)) up to log p(v), in closed form for a GRBM and a factorised
-    Bernoulli q (``energy`` a GRBM's, or its ``condition``-ed form that
+    Bernoulli q (``energy`` a GRBM's, or its conditioned form (``__energy_at_v__``) that
     ``fit_posterior`` passes): the energy is linear in h, so E_q[E(v, h)] = E(v, π), and
     E_q[log q] = Σ_j π_j log π_j + (1 − π_j) log(1 − π_j). A posterior loss for
     ``score_estimators.fit_posterior`` (``n_samples`` and ``generator`` are unused: no

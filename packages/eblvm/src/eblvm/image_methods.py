@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from eblvm.distributed import Ranks
 from ebm_models import DeepEBLVM, DeepEBM
-from score_estimators import BiSM, GaussianPosterior, LangevinRefined, VaGES, fisher_loss
+from score_estimators import BiSM, EstimatorNoise, GaussianPosterior, Langevin, VaGES, fisher_loss
 from score_objectives import mdsm, noise_levels
 
 M = TypeVar("M", bound=nn.Module)
@@ -80,7 +80,7 @@ class LatentEnergy(nn.Module):
     """E(v, h) of a DeepEBLVM, with g1(v) (the residual network) optionally under bf16
     autocast; g2, g3, every derivative taken from E, and the losses stay float32.
 
-    Offers ``condition(v)`` like the model, so that Langevin refinement computes g1 once.
+    Offers ``__energy_at_v__(v)`` like the model, so that Langevin refinement computes g1 once.
     v: (B, C, S, S); h: (*S, B, H) -> (*S, B).
     """
 
@@ -100,7 +100,7 @@ class LatentEnergy(nn.Module):
     def forward(self, v: Tensor, h: Tensor) -> Tensor:
         return self.model.energy_from_features(self.features(v), h)
 
-    def condition(self, v: Tensor) -> Callable[[Tensor], Tensor]:
+    def __energy_at_v__(self, v: Tensor) -> Callable[[Tensor], Tensor]:
         features = self.features(v)
         return lambda h: self.model.energy_from_features(features, h)
 
@@ -122,33 +122,6 @@ class VisibleScore(nn.Module):
             energy = self.model.energy(node)
         (grad,) = torch.autograd.grad(energy.to(v.dtype).sum(), node, create_graph=True)
         return -grad
-
-
-class ReplayedGaussian(nn.Module):
-    """A GaussianPosterior whose draws μ + σ ⊙ ε take ε from ``eps`` (M, B, H) in order
-    instead of from a generator; its parameters are the posterior's."""
-
-    def __init__(self, posterior: GaussianPosterior, eps: Tensor) -> None:
-        super().__init__()
-        self.posterior = posterior
-        self.eps = eps
-        self.used = 0
-
-    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """The next n prepared draws. v: (B, ...) -> (n, B, H)."""
-        if self.used + n > len(self.eps):
-            raise RuntimeError(f"{n} more draws asked for, {len(self.eps) - self.used} left")
-        mean, log_std = self.posterior.mean_and_log_std(v)
-        eps = self.eps[self.used : self.used + n]
-        self.used += n
-        return mean + log_std.exp() * eps
-
-    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
-        return self.posterior.log_prob(h, v)
-
-    def check_used_up(self) -> None:
-        if self.used != len(self.eps):
-            raise RuntimeError(f"{self.used} of {len(self.eps)} prepared draws were used")
 
 
 class ExponentialAverage(Generic[M]):
@@ -214,7 +187,7 @@ class ImageScoreMatching:
         self.posterior_steps = posterior_steps if posterior is not None else 0
         self.estimator: VaGES | BiSM | None = None
         if method == "vages":
-            self.estimator = VaGES(n_samples)
+            self.estimator = VaGES(n_samples, refine=Langevin(**refine))
         elif method == "bism":
             self.estimator = BiSM(
                 n_unroll, n_samples=n_samples, inner_lr=inner_lr, loss=fisher_loss
@@ -276,29 +249,29 @@ class ImageScoreMatching:
             with torch.no_grad():
                 features = self.energy.features(noisy)
             energy = _FixedFeatures(self.energy.model, features)
-            replayed = ReplayedGaussian(self.posterior, noise.fit_h[k : k + 1])
             self.posterior_optimizer.zero_grad(set_to_none=True)
-            loss = fisher_loss(energy, replayed, noisy, n_samples=1, sample_weights=weights)
+            loss = fisher_loss(
+                energy,
+                self.posterior,
+                noisy,
+                n_samples=1,
+                noise=noise.fit_h[k : k + 1],
+                sample_weights=weights,
+            )
             self._check_loss(loss, "the posterior's Fisher divergence")
             loss.backward(inputs=self.phi)
             self.ranks.average_gradients(self.phi)
             self.posterior_optimizer.step()
 
-    def _score_fn(
-        self, noise: StepNoise
-    ) -> tuple[Callable[[Tensor], Tensor], ReplayedGaussian | None]:
-        """The score estimate as a function of the noisy images, and the posterior whose
-        prepared draws it uses (None for the EBM)."""
+    def _score_fn(self, noise: StepNoise) -> Callable[[Tensor], Tensor]:
+        """The score estimate as a function of the noisy images, on the step's draws."""
         if self.visible_score is not None:
-            return self.visible_score, None
+            return self.visible_score
         assert self.posterior is not None and self.energy is not None
-        energy, estimator = self.energy, self.estimator
-        replayed = ReplayedGaussian(self.posterior, noise.estimate_h)
-        if isinstance(estimator, VaGES):
-            refined = LangevinRefined(replayed, energy, **self.refine)
-            return lambda x: estimator(energy, refined, x, generator=self.generator), replayed
-        assert isinstance(estimator, BiSM)
-        return lambda x: estimator(energy, replayed, x), replayed
+        energy, estimator, posterior = self.energy, self.estimator, self.posterior
+        assert estimator is not None
+        draws = EstimatorNoise(noise.estimate_h)
+        return lambda x: estimator(energy, posterior, x, generator=self.generator, noise=draws)
 
     def step(self, v: Tensor, noise: StepNoise | None = None) -> float:
         """One training step on v: (B, C, S, S) with ``noise`` (drawn when None).
@@ -309,13 +282,11 @@ class ImageScoreMatching:
         noise = self.draw_noise(v) if noise is None else noise
         if self.posterior_steps:
             self._fit_posterior(v, noise)
-        score_fn, replayed = self._score_fn(noise)
+        score_fn = self._score_fn(noise)
         low, high = self.sigma_range
         loss = mdsm(
             score_fn, v, sigma_min=low, sigma_max=high, sigma0=self.sigma0, noise=noise.objective
         )
-        if replayed is not None:
-            replayed.check_used_up()
         value = self._check_loss(loss, "the MDSM loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward(inputs=self.theta)

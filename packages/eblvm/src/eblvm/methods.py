@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from eblvm_eval import gibbs_sample
 from ebm_models import GRBM
 from score_estimators import fit_posterior
 
@@ -119,8 +120,8 @@ class ContrastiveDivergence:
 
     def step(self, v: Tensor) -> float:
         start = self.chains if self.persistent and self.chains is not None else v
-        negatives = self.model.sample(
-            len(start), steps=self.steps, init=start, generator=self.generator
+        negatives = gibbs_sample(
+            self.model, len(start), steps=self.steps, init=start, generator=self.generator
         )
         if self.persistent:
             self.chains = negatives

@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ebm_models._checks import check_positive_int
+from ebm_models._checks import check_positive_int, values_readable
 
 _STAGES = 3
 
@@ -48,7 +49,7 @@ def _check_images(
         raise ValueError(
             f"{name} must have shape (B, {channels}, {size}, {size}), got {tuple(v.shape)}"
         )
-    if not bool(v.isfinite().all()):
+    if values_readable(v) and not bool(v.isfinite().all()):
         raise ValueError(f"{name} contains non-finite values")
     return v
 
@@ -177,7 +178,7 @@ class DeepEBLVM(nn.Module):
     def features(self, v: Tensor) -> Tensor:
         """g1(v) = u. v: (B, C, S, S) -> (B, F) with F = h_dim."""
         _check_images(v, self, self.in_channels, self.image_size)
-        return self.projection(self.residual_net(v).flatten(1))
+        return self.projection(rearrange(self.residual_net(v), "b c h w -> b (c h w)"))
 
     def energy_from_features(self, features: Tensor, h: Tensor) -> Tensor:
         """g3(g2(u, h)) for u = ``features(v)``. features: (B, F); h: (*S, B, H) -> (*S, B)."""
@@ -206,8 +207,9 @@ class DeepEBLVM(nn.Module):
         """The energy: the model is itself an energy callable."""
         return self.energy(v, h)
 
-    def condition(self, v: Tensor) -> Callable[[Tensor], Tensor]:
-        """h ↦ E(v, h) for a fixed v, with g1(v) computed once, now.
+    def __energy_at_v__(self, v: Tensor) -> Callable[[Tensor], Tensor]:
+        """h ↦ E(v, h) for a fixed v, with g1(v) computed once, now: the conditioned-energy
+        capability of the score estimators' contract.
 
         v: (B, C, S, S); the returned function maps h: (*S, B, H) -> (*S, B).
         """
@@ -242,7 +244,7 @@ class DeepEBM(nn.Module):
     def energy(self, v: Tensor) -> Tensor:
         """E(v). v: (B, C, S, S) -> (B,)."""
         _check_images(v, self, self.in_channels, self.image_size)
-        return self.head(self.residual_net(v).flatten(1))
+        return self.head(rearrange(self.residual_net(v), "b c h w -> b (c h w)"))
 
     def forward(self, v: Tensor) -> Tensor:
         """The energy."""
@@ -289,5 +291,5 @@ class ConvGaussianPosteriorNet(nn.Module):
     def forward(self, v: Tensor) -> tuple[Tensor, Tensor]:
         """v: (B, C, S, S) -> (mean, log_std), each (B, H)."""
         _check_images(v, self, self.in_channels, self.image_size)
-        features = self.convs(v).flatten(1)
+        features = rearrange(self.convs(v), "b c h w -> b (c h w)")
         return self.mean(features), self.log_std(features)

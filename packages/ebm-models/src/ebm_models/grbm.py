@@ -1,4 +1,5 @@
-"""Gaussian-Bernoulli restricted Boltzmann machine.
+"""Gaussian-Bernoulli restricted Boltzmann machine and its conditionals (block-Gibbs
+sampling from them is ``eblvm_eval.gibbs_kernel``).
 
 E(v, h) = ½‖(v − b)/σ‖² − cᵀh − vᵀWh,   v ∈ R^D, h ∈ {0, 1}^H, σ = exp(log_std).
 
@@ -51,15 +52,16 @@ class GRBM(nn.Module):
 
     def energy(self, v: Tensor, h: Tensor) -> Tensor:
         """E(v, h). v: (B, D); h: (*S, B, H) -> (*S, B)."""
-        return self.condition(v)(h)
+        return self.__energy_at_v__(v)(h)
 
     def forward(self, v: Tensor, h: Tensor) -> Tensor:
         """The energy: the model is itself an energy callable."""
         return self.energy(v, h)
 
-    def condition(self, v: Tensor) -> Callable[[Tensor], Tensor]:
+    def __energy_at_v__(self, v: Tensor) -> Callable[[Tensor], Tensor]:
         """h ↦ E(v, h) for a fixed v, with the v-terms (½‖(v − b)/σ‖² and c + vᵀW)
-        computed once, now. v: (B, D); the returned function maps h: (*S, B, H) -> (*S, B).
+        computed once, now: the conditioned-energy capability of the score estimators'
+        contract. v: (B, D); the returned function maps h: (*S, B, H) -> (*S, B).
         """
         quadratic, logits = self._quadratic(v), self.posterior_logits(v)
         return lambda h: quadratic - (h * logits).sum(-1)
@@ -99,36 +101,6 @@ class GRBM(nn.Module):
     def exact_posterior(self) -> ExactBernoulliPosterior:
         """p(h | v) as a posterior object (``rsample``, ``log_prob``, ``probs``)."""
         return ExactBernoulliPosterior(self)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        steps: int = 1000,
-        init: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Draw ``n`` visible samples by ``steps`` block-Gibbs sweeps. -> (n, D).
-
-        Chains start from ``init`` (n, D) or from N(b, σ²).
-        """
-        check_positive_int(n, "n")
-        check_positive_int(steps, "steps")
-        if init is None:
-            v = self.b + self.std * torch.randn(
-                n, self.v_dim, generator=generator, dtype=self.b.dtype
-            )
-        else:
-            v = check_data(init, self.v_dim, "init").clone()
-            if v.shape[0] != n:
-                raise ValueError(f"init must have {n} rows, got {v.shape[0]}")
-        for _ in range(steps):
-            h = torch.bernoulli(torch.sigmoid(self.posterior_logits(v)), generator=generator)
-            v = self.visible_mean(h) + self.std * torch.randn(
-                v.shape, generator=generator, dtype=v.dtype
-            )
-        return v
 
 
 class ExactBernoulliPosterior:

@@ -12,32 +12,59 @@ from score_estimators.estimators import (
     vages_weights,
     weighted_score,
 )
-from score_estimators.fitting import fisher_loss, fit_posterior, kl_loss
-from score_estimators.langevin import LangevinRefined
-from score_estimators.posteriors import (
-    BernoulliPosterior,
-    GaussianPosterior,
+from score_estimators.fitting import (
+    at_fixed_v,
+    draw,
+    energy_at,
+    fisher_loss,
+    fit_posterior,
+    kl_loss,
+)
+from score_estimators.langevin import Langevin
+from score_estimators.posteriors import BernoulliPosterior, GaussianPosterior
+from score_estimators.protocols import (
+    ConditionedEnergy,
+    Energy,
+    EstimatorNoise,
+    FusedPosterior,
+    NoiseDriven,
     Posterior,
+    PosteriorLoss,
     PosteriorSampler,
+    ScoreEstimator,
+    ScoreModel,
+    standard_noise,
 )
 
 __all__ = [
     "BernoulliPosterior",
     "BiSM",
+    "ConditionedEnergy",
+    "Energy",
+    "EstimatorNoise",
     "ExactScore",
+    "FusedPosterior",
     "GaussianPosterior",
     "ImportanceSampling",
-    "LangevinRefined",
+    "Langevin",
+    "NoiseDriven",
     "Posterior",
+    "PosteriorLoss",
     "PosteriorSampler",
+    "ScoreEstimator",
+    "ScoreModel",
     "VaES",
     "VaESCV",
     "VaGES",
+    "at_fixed_v",
+    "draw",
+    "energy_at",
     "fisher_loss",
     "fit_posterior",
     "kl_loss",
+    "standard_noise",
     "unroll_posterior",
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -13,7 +14,7 @@ def check_data(v: object, name: str = "v") -> Tensor:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {v.dtype}")
     if v.dim() < 2:
         raise ValueError(f"{name} must have shape (B, ...) with B the batch, got {tuple(v.shape)}")
-    if not bool(v.isfinite().all()):
+    if values_readable(v) and not bool(v.isfinite().all()):
         raise ValueError(f"{name} contains non-finite values")
     return v
 
@@ -54,3 +55,12 @@ def check_energy_values(values: Tensor, n: int, batch: int) -> Tensor:
             f"({n}, {batch}), got {tuple(values.shape)}"
         )
     return values
+
+
+def values_readable(t: Tensor) -> bool:
+    """Whether a check may read t's values now: not while torch records the code as a graph
+    (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;
+    the caller outside checks its inputs instead."""
+    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(t)

@@ -30,8 +30,16 @@ from score_estimators._checks import (
     check_positive,
     check_samples,
 )
-from score_estimators.fitting import Energy, PosteriorLoss, energy_of_h, kl_loss
-from score_estimators.posteriors import Posterior, PosteriorSampler
+from score_estimators.fitting import draw, energy_at, kl_loss
+from score_estimators.langevin import Langevin
+from score_estimators.protocols import (
+    Energy,
+    EstimatorNoise,
+    Posterior,
+    PosteriorLoss,
+    PosteriorSampler,
+    ScoreModel,
+)
 
 
 def _graph_node(v: Tensor) -> Tensor:
@@ -66,28 +74,52 @@ def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:
     return -check_energy_values(energy(v_node, h), n, batch)
 
 
+def _check_noise(noise: object, draws: int, name: str) -> EstimatorNoise | None:
+    """Injected noise must be an EstimatorNoise whose posterior part holds ``draws``."""
+    if noise is None:
+        return None
+    if not isinstance(noise, EstimatorNoise):
+        raise TypeError(f"noise must be an EstimatorNoise, got {type(noise).__name__}")
+    if noise.posterior.dim() < 1 or noise.posterior.shape[0] != draws:
+        raise ValueError(
+            f"{name} takes {draws} posterior draws per example: noise.posterior must have "
+            f"{draws} rows on its first axis, got shape {tuple(noise.posterior.shape)}"
+        )
+    return noise
+
+
 def _fixed_draws(
     energy: Energy,
     posterior: PosteriorSampler,
     v: Tensor,
     n: int,
+    *,
+    refine: Langevin | None,
     generator: torch.Generator | None,
+    noise: EstimatorNoise | None,
+    counted: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """n draws h ~ q(h | v) held fixed (no graph), the node at v, and ℓ = −E(v, h): (n, B).
 
-    The energy's v-part is built once (``energy_of_h``); a posterior that refines its
-    draws on the energy (``rsample_conditioned``, as LangevinRefined) refines on it too.
+    The energy's v-part is built once (``energy_at``) and serves the refinement too.
+    ``counted`` says how the estimator arrives at n, for shape errors.
     """
     check_data(v)
     v_node = _graph_node(v)
-    at_v = energy_of_h(energy, v_node)
-    refine = getattr(posterior, "rsample_conditioned", None)
+    at_v = energy_at(energy, v_node)
     with torch.no_grad():
-        if callable(refine):
-            draws = refine(v, n, at_v, generator=generator)
+        try:
+            if noise is None:
+                h = draw(posterior, v, n, generator=generator)
+            else:
+                h = draw(posterior, v, n, noise=noise.posterior)
+        except ValueError as error:
+            raise ValueError(f"{error} ({counted})") from error
+    if refine is not None:
+        if noise is None or noise.langevin is None:
+            h = refine(at_v, h, generator=generator)
         else:
-            draws = posterior.rsample(v, n, generator=generator)
-        h = check_samples(draws, n, len(v))
+            h = refine(at_v, h, noise=noise.langevin)
     return h, v_node, -check_energy_values(at_v(h), n, len(v))
 
 
@@ -104,12 +136,50 @@ class _SampleEstimator:
         """Posterior draws per example that one call takes from ``posterior.rsample``."""
         return self.n_samples
 
+    def _counted(self) -> str:
+        return f"{type(self).__name__} draws n_samples = {self.n_samples} per example"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_samples={self.n_samples})"
 
 
-class VaES(_SampleEstimator):
-    """Variational estimate of the score: (1/L) Σ_i ∇_v log p̃(v, h_i), h_i ~ q fixed.
+class _RefinableEstimator(_SampleEstimator):
+    """Estimators of fixed draws, which may refine them by Langevin steps in h first."""
+
+    def __init__(self, n_samples: int, *, refine: Langevin | None = None) -> None:
+        super().__init__(n_samples)
+        if refine is not None and not isinstance(refine, Langevin):
+            raise TypeError(f"refine must be a Langevin refinement, got {type(refine).__name__}")
+        self.refine = refine
+
+    def _draws_and_log_joint(
+        self,
+        energy: Energy,
+        posterior: PosteriorSampler,
+        v: Tensor,
+        generator: torch.Generator | None,
+        noise: EstimatorNoise | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        noise = _check_noise(noise, self.draws, type(self).__name__)
+        return _fixed_draws(
+            energy,
+            posterior,
+            v,
+            self.draws,
+            refine=self.refine,
+            generator=generator,
+            noise=noise,
+            counted=self._counted(),
+        )
+
+    def __repr__(self) -> str:
+        refine = f", refine={self.refine!r}" if self.refine is not None else ""
+        return f"{type(self).__name__}(n_samples={self.n_samples}{refine})"
+
+
+class VaES(_RefinableEstimator):
+    """Variational estimate of the score: (1/L) Σ_i ∇_v log p̃(v, h_i), h_i ~ q fixed
+    (refined by ``refine`` when given).
 
     Its θ-gradient is the expectation term only.
     """
@@ -121,22 +191,23 @@ class VaES(_SampleEstimator):
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
-        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
+        _h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
         return weighted_score(log_joint, v_node, torch.full_like(log_joint, 1 / self.n_samples))
 
 
-class VaGES(_SampleEstimator):
+class VaGES(_RefinableEstimator):
     """VaES whose gradients carry the covariance term (variational gradient estimate).
 
-    Draws 2L samples h ~ q in one energy call. The value is the VaES of the first
-    L, (1/L) Σ_i ∇_v log p̃(v, h_i); every derivative comes from the other L: the
-    θ-gradient of any loss through it is E_q[∂∇_v log p̃/∂θ] + Cov_q(∇_v log p̃,
-    ∇_θ log p̃) with the unbiased sample covariance, hence L ≥ 2. Keeping the two
-    sets apart makes the loss gradient gᵀ ∂s/∂θ unbiased: g (a function of the
-    value) is independent of the ∂s/∂θ estimate. Sharing one set instead biases
-    it by O(1/L), as if the loss had a penalty on the posterior variance of the
-    score.
+    Draws 2L samples h ~ q (refined by ``refine`` when given) in one energy call. The
+    value is the VaES of the first L, (1/L) Σ_i ∇_v log p̃(v, h_i); every derivative
+    comes from the other L: the θ-gradient of any loss through it is
+    E_q[∂∇_v log p̃/∂θ] + Cov_q(∇_v log p̃, ∇_θ log p̃) with the unbiased sample
+    covariance, hence L ≥ 2. Keeping the two sets apart makes the loss gradient
+    gᵀ ∂s/∂θ unbiased: g (a function of the value) is independent of the ∂s/∂θ
+    estimate. Sharing one set instead biases it by O(1/L), as if the loss had a penalty
+    on the posterior variance of the score.
     """
 
     min_samples = 2
@@ -146,6 +217,12 @@ class VaGES(_SampleEstimator):
         """2L: L for the value, L for the derivatives."""
         return 2 * self.n_samples
 
+    def _counted(self) -> str:
+        return (
+            f"VaGES draws 2L = {self.draws} per example for n_samples L = {self.n_samples}: "
+            "L for the value, L for the derivatives"
+        )
+
     def __call__(
         self,
         energy: Energy,
@@ -153,9 +230,10 @@ class VaGES(_SampleEstimator):
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
         n = self.n_samples
-        _h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.draws, generator)
+        _h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
         for_value, for_gradient = log_joint[:n], log_joint[n:]
         (value,) = torch.autograd.grad(
             for_value, v_node, grad_outputs=torch.full_like(for_value, 1 / n), retain_graph=True
@@ -177,8 +255,19 @@ class VaESCV(_SampleEstimator):
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
-        h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
+        noise = _check_noise(noise, self.draws, "VaESCV")
+        h, v_node, log_joint = _fixed_draws(
+            energy,
+            posterior,
+            v,
+            self.n_samples,
+            refine=None,
+            generator=generator,
+            noise=noise,
+            counted=self._counted(),
+        )
         log_ratio = log_joint - posterior.log_prob(h, v_node)
         return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
 
@@ -197,8 +286,19 @@ class ImportanceSampling(_SampleEstimator):
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
-        h, v_node, log_joint = _fixed_draws(energy, posterior, v, self.n_samples, generator)
+        noise = _check_noise(noise, self.draws, "ImportanceSampling")
+        h, v_node, log_joint = _fixed_draws(
+            energy,
+            posterior,
+            v,
+            self.n_samples,
+            refine=None,
+            generator=generator,
+            noise=noise,
+            counted=self._counted(),
+        )
         with torch.no_grad():
             log_proposal = posterior.log_prob(h, v)
         weights = torch.softmax(log_joint - log_proposal, dim=0)
@@ -206,10 +306,13 @@ class ImportanceSampling(_SampleEstimator):
 
 
 class ExactScore:
-    """The model's own exact score ``energy.score(v)``, for models that marginalise h.
+    """The model's own exact score ``energy.score(v)``, for models that marginalise h
+    (:class:`~score_estimators.protocols.ScoreModel`).
 
     Lets exact-score baselines run through the same code as the estimators.
     """
+
+    draws = 0
 
     def __call__(
         self,
@@ -218,12 +321,11 @@ class ExactScore:
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
-        score = getattr(energy, "score", None)
-        if not callable(score):
+        if not isinstance(energy, ScoreModel):
             raise TypeError(f"ExactScore needs an energy with a score(v) method, got {energy!r}")
-        result: Tensor = score(check_data(v))
-        return result
+        return energy.score(check_data(v))
 
     def __repr__(self) -> str:
         return "ExactScore()"
@@ -242,7 +344,9 @@ class _Bound(nn.Module):
 
 
 class _Reparameterised:
-    """A posterior evaluated at parameters φ' given as tensors (a graph to θ allowed)."""
+    """A posterior evaluated at parameters φ' given as tensors (a graph to θ allowed).
+
+    Takes injected noise exactly when the posterior does."""
 
     def __init__(self, posterior: nn.Module, params: dict[str, Tensor]) -> None:
         self.bound = _Bound(posterior)
@@ -251,8 +355,35 @@ class _Reparameterised:
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         return functional_call(self.bound, self.params, ("rsample", v, n), {"generator": generator})
 
+    def rsample_with_noise(self, v: Tensor, n: int, noise: Tensor) -> Tensor:
+        return functional_call(self.bound, self.params, ("rsample", v, n), {"noise": noise})
+
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         return functional_call(self.bound, self.params, ("log_prob", h, v))
+
+    def draw(
+        self, v: Tensor, n: int, generator: torch.Generator | None, noise: Tensor | None
+    ) -> Tensor:
+        if noise is None:
+            draws = self.rsample(v, n, generator=generator)
+        else:
+            draws = self.rsample_with_noise(v, n, noise)
+        return check_samples(draws, n, len(v))
+
+
+class _FixedNoise:
+    """The posterior loss's view of a reparameterised posterior whose draws come from
+    given noise: ``rsample`` transforms it, ``log_prob`` is the posterior's."""
+
+    def __init__(self, posterior: _Reparameterised, noise: Tensor) -> None:
+        self.posterior = posterior
+        self.noise = noise
+
+    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        return self.posterior.rsample_with_noise(v, n, self.noise)
+
+    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
+        return self.posterior.log_prob(h, v)
 
 
 def unroll_posterior(
@@ -265,22 +396,25 @@ def unroll_posterior(
     loss: PosteriorLoss = kl_loss,
     n_samples: int = 1,
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """φ_N(θ): ``steps`` gradient-descent steps on the posterior loss from the current φ,
     kept differentiable in θ (O(steps) time and memory). Returns the parameters by name.
+
+    ``noise``: (steps · n_samples, B, ...), the posterior's standard noise of the steps in
+    order, instead of draws from ``generator``.
     """
     params: dict[str, Tensor] = {
         name: p for name, p in posterior.named_parameters() if p.requires_grad
     }
     names = list(params)
-    for _ in range(steps):
-        value = loss(
-            energy,
-            _Reparameterised(posterior, params),
-            v,
-            n_samples=n_samples,
-            generator=generator,
-        )
+    for step in range(steps):
+        current = _Reparameterised(posterior, params)
+        if noise is None:
+            value = loss(energy, current, v, n_samples=n_samples, generator=generator)
+        else:
+            given = noise[step * n_samples : (step + 1) * n_samples]
+            value = loss(energy, _FixedNoise(current, given), v, n_samples=n_samples)
         grads = torch.autograd.grad(value, [params[k] for k in names], create_graph=True)
         params = {k: params[k] - lr * g for k, g in zip(names, grads, strict=True)}
     return params
@@ -322,10 +456,15 @@ class BiSM(_SampleEstimator):
         v: Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: EstimatorNoise | None = None,
     ) -> Tensor:
         check_data(v)
         if not isinstance(posterior, nn.Module):
             raise TypeError(f"BiSM needs a posterior that is an nn.Module, got {posterior!r}")
+        noise = _check_noise(noise, self.draws, "BiSM")
+        if noise is not None:
+            generator = None  # every draw comes from the injected noise
+        unrolled_draws = self.n_unroll * self.inner_samples
         params = unroll_posterior(
             energy,
             posterior,
@@ -335,10 +474,15 @@ class BiSM(_SampleEstimator):
             loss=self.loss,
             n_samples=self.inner_samples,
             generator=generator,
+            noise=None if noise is None else noise.posterior[:unrolled_draws],
         )
         unrolled = _Reparameterised(posterior, params)
-        draws = unrolled.rsample(v, self.n_samples, generator=generator)
-        h = check_samples(draws, self.n_samples, len(v))
+        h = unrolled.draw(
+            v,
+            self.n_samples,
+            generator,
+            None if noise is None else noise.posterior[unrolled_draws:],
+        )
         v_node = _graph_node(v)
         log_ratio = _log_joint(energy, v_node, h) - unrolled.log_prob(h, v_node)
         return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))

@@ -1,45 +1,98 @@
 """Fitting the variational posterior q_φ(h | v) to the model's posterior p_θ(h | v).
 
 A posterior loss is a pure function ``loss(energy, posterior, v, *, n_samples,
-generator) -> scalar`` whose φ-gradient moves q towards p(h | v); θ is held fixed
-by differentiating with respect to φ only.
+generator, noise) -> scalar`` whose φ-gradient moves q towards p(h | v); θ is held
+fixed by differentiating with respect to φ only. Both losses need reparameterised
+draws (a gradient from h to φ) and refuse draws that carry none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from score_estimators._checks import check_count, check_data, check_energy_values, check_samples
-from score_estimators.posteriors import Posterior
+from score_estimators._checks import (
+    check_count,
+    check_data,
+    check_energy_values,
+    check_samples,
+    values_readable,
+)
+from score_estimators.protocols import (
+    ConditionedEnergy,
+    Energy,
+    FusedPosterior,
+    NoiseDriven,
+    Posterior,
+    PosteriorLoss,
+    PosteriorSampler,
+)
 
-Energy = Callable[[Tensor, Tensor], Tensor]
-PosteriorLoss = Callable[..., Tensor]
+
+def energy_at(energy: Energy, v: Tensor) -> Callable[[Tensor], Tensor]:
+    """h ↦ E(v, h) at a fixed v. An energy with ``__energy_at_v__`` (a
+    :class:`~score_estimators.protocols.ConditionedEnergy`, as the GRBM and the deep
+    EBLVM) builds its v-part once, now, with a graph to v and θ in grad mode; any other
+    energy is called as ``energy(v, h)`` each time."""
+    if isinstance(energy, ConditionedEnergy):
+        return energy.__energy_at_v__(v)
+    return lambda h: energy(v, h)
 
 
-def _draw(
-    posterior: Posterior, v: Tensor, n_samples: int, generator: torch.Generator | None
+def draw(
+    posterior: PosteriorSampler,
+    v: Tensor,
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Tensor:
-    check_data(v)
-    check_count(n_samples, "n_samples")
-    return check_samples(posterior.rsample(v, n_samples, generator=generator), n_samples, len(v))
+    """n draws (n, B, ...) of q(h | v), from injected standard ``noise`` when given (the
+    posterior must then be :class:`~score_estimators.protocols.NoiseDriven`)."""
+    if noise is None:
+        h = posterior.rsample(v, n, generator=generator)
+    elif isinstance(posterior, NoiseDriven):
+        h = posterior.rsample(v, n, generator=generator, noise=noise)
+    else:
+        raise TypeError(
+            f"noise was given, but the posterior {type(posterior).__name__} does not take "
+            "injected noise (it is not NoiseDriven: rsample(v, n, noise=...), noise_law)"
+        )
+    return check_samples(h, n, len(v))
 
 
 def _draw_with_log_q(
-    posterior: Posterior, v: Tensor, n_samples: int, generator: torch.Generator | None
+    posterior: Posterior,
+    v: Tensor,
+    n: int,
+    generator: torch.Generator | None,
+    noise: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    """Draws h: (n, B, H) and log q(h | v): (n, B), the posterior's network run once when
-    it offers ``rsample_and_log_prob``."""
-    fused = getattr(posterior, "rsample_and_log_prob", None)
-    if not callable(fused):
-        h = _draw(posterior, v, n_samples, generator)
-        return h, posterior.log_prob(h, v)
+    """Draws h: (n, B, ...) and log q(h | v): (n, B), the network run once when the
+    posterior is a FusedPosterior."""
     check_data(v)
-    check_count(n_samples, "n_samples")
-    h, log_q = fused(v, n_samples, generator=generator)
-    return check_samples(h, n_samples, len(v)), log_q
+    check_count(n, "n_samples")
+    if isinstance(posterior, FusedPosterior):
+        if noise is not None and not isinstance(posterior, NoiseDriven):
+            raise TypeError(f"the posterior {type(posterior).__name__} takes no injected noise")
+        h, log_q = posterior.rsample_and_log_prob(v, n, generator=generator, noise=noise)
+        return check_samples(h, n, len(v)), log_q
+    h = draw(posterior, v, n, generator=generator, noise=noise)
+    return h, posterior.log_prob(h, v)
+
+
+def _check_reparameterised(h: Tensor, log_q: Tensor) -> None:
+    """log q depends on φ but h does not: the draws are not reparameterised (exact binary
+    draws, for instance), and a posterior loss would fit nothing through them."""
+    if log_q.requires_grad and not h.requires_grad:
+        raise ValueError(
+            "the posterior's draws carry no gradient to its parameters, so fitting it by this "
+            "loss would fit nothing; use reparameterised draws (BernoulliPosterior with a "
+            "temperature > 0, not temperature=None)"
+        )
 
 
 def kl_loss(
@@ -49,12 +102,15 @@ def kl_loss(
     *,
     n_samples: int = 1,
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Tensor:
     """KL(q ‖ p(h | v)) up to log p(v): E_q[E(v, h) + log q(h | v)], the negative ELBO.
 
-    Reparameterised draws; averaged over the batch. v: (B, ...) -> scalar.
+    Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
+    the batch. v: (B, ...) -> scalar.
     """
-    h, log_q = _draw_with_log_q(posterior, v, n_samples, generator)
+    h, log_q = _draw_with_log_q(posterior, v, n_samples, generator, noise)
+    _check_reparameterised(h, log_q)
     energies = check_energy_values(energy(v, h), n_samples, len(v))
     return (energies + log_q).mean()
 
@@ -66,21 +122,26 @@ def fisher_loss(
     *,
     n_samples: int = 1,
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
     sample_weights: Tensor | None = None,
 ) -> Tensor:
     """Posterior Fisher divergence E_q‖∇_h log q(h | v) − ∇_h log p̃(v, h)‖² (continuous h).
 
     ∇_h log p(h | v) = ∇_h log p̃(v, h), so the unknown normaliser drops out.
-    Reparameterised draws; averaged over the batch, each example weighted by
-    ``sample_weights: (B,)`` when given (e.g. 1/σ per example at MDSM's noise levels,
-    as the paper's code does). v: (B, ...) -> scalar.
+    Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
+    the batch, each example weighted by ``sample_weights: (B,)`` when given (e.g. 1/σ
+    per example at MDSM's noise levels, as the paper's code does). v: (B, ...) -> scalar.
     """
-    h = _draw(posterior, v, n_samples, generator)
-    if not h.requires_grad:
-        h = h.requires_grad_(True)
+    check_data(v)
+    check_count(n_samples, "n_samples")
+    h = draw(posterior, v, n_samples, generator=generator, noise=noise)
+    log_q = posterior.log_prob(h, v)
+    _check_reparameterised(h, log_q)
+    if not h.requires_grad:  # q without parameters to fit: the divergence's value only
+        h = h.detach().requires_grad_(True)
+        log_q = posterior.log_prob(h, v)
     energies = check_energy_values(energy(v, h), n_samples, len(v))
-    log_ratio = posterior.log_prob(h, v) + energies
-    (grad_h,) = torch.autograd.grad(log_ratio.sum(), h, create_graph=True)
+    (grad_h,) = torch.autograd.grad((log_q + energies).sum(), h, create_graph=True)
     per_example = grad_h.square().flatten(2).sum(-1).mean(0)  # (B,)
     if sample_weights is None:
         return per_example.mean()
@@ -91,32 +152,21 @@ def _check_weights(weights: object, batch: int) -> Tensor:
     if not isinstance(weights, Tensor) or tuple(weights.shape) != (batch,):
         shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
         raise ValueError(f"sample_weights must be a tensor of shape ({batch},), got {shape}")
-    if not bool((weights.isfinite() & (weights >= 0)).all()):
+    if values_readable(weights) and not bool((weights.isfinite() & (weights >= 0)).all()):
         raise ValueError("sample_weights must be finite and non-negative")
     return weights
 
 
-def energy_of_h(energy: Energy, v: Tensor) -> Callable[[Tensor], Tensor]:
-    """h ↦ E(v, h) at a fixed v. When the energy offers ``condition(v) -> (h -> E(v, h))``
-    (as the GRBM and the deep EBLVM do), the v-part is computed once, now, with a graph
-    to v and θ if grad mode is on; otherwise every call evaluates ``energy(v, h)``."""
-    condition = getattr(energy, "condition", None)
-    if callable(condition):
-        conditioned: Callable[[Tensor], Tensor] = condition(v)
-        return conditioned
-    return lambda h: energy(v, h)
-
-
-def _fixed_v(energy: Energy, v: Tensor) -> Energy:
-    """``energy`` with its v-part at ``v`` computed once, without a graph; called at any
-    other point it falls back to ``energy`` itself."""
+def at_fixed_v(energy: Energy, v: Tensor) -> Energy:
+    """``energy`` with its v-part at ``v`` built once, without a graph (θ and v held
+    fixed, as while φ is fitted); called at any other point it is ``energy`` itself."""
     with torch.no_grad():
-        at_v = energy_of_h(energy, v)
+        at_v = energy_at(energy, v)
 
-    def energy_at(at: Tensor, h: Tensor) -> Tensor:
+    def energy_at_fixed_v(at: Tensor, h: Tensor) -> Tensor:
         return at_v(h) if at is v else energy(at, h)
 
-    return energy_at
+    return energy_at_fixed_v
 
 
 def fit_posterior(
@@ -133,22 +183,21 @@ def fit_posterior(
     """Take ``steps`` optimiser steps on ``loss`` for one minibatch v: (B, ...).
 
     Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
-    untouched. Returns the loss before the last step.
-
-    When the energy offers ``condition(v) -> (h -> E(v, h))`` (as the GRBM and the
-    deep EBLVM do), the v-part of the energy is computed once, without a graph, and
-    shared by the steps: θ and v are fixed while φ moves.
+    untouched. Returns the loss before the last step. The energy's v-part is built
+    once and shared by the steps (:func:`at_fixed_v`): θ and v are fixed while φ moves.
     """
     check_count(steps, "steps", minimum=0)
     v = check_data(v).detach()
     phi = [p for p in posterior.parameters() if p.requires_grad]
     if not phi:
         raise ValueError("posterior has no trainable parameters to fit")
-    fixed_v_energy = _fixed_v(energy, v) if steps else energy
+    fixed_v_energy = at_fixed_v(energy, v) if steps else energy
     value = float("nan")
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        objective = loss(fixed_v_energy, posterior, v, n_samples=n_samples, generator=generator)
+        objective = loss(
+            fixed_v_energy, cast(Posterior, posterior), v, n_samples=n_samples, generator=generator
+        )
         if not bool(torch.isfinite(objective)):
             raise FloatingPointError(f"posterior loss is not finite: {objective.item()}")
         objective.backward(inputs=phi)

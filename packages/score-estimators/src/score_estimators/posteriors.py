@@ -2,40 +2,24 @@
 
 A posterior offers ``rsample(v, n) -> (n, B, H)`` and ``log_prob(h, v) -> (n, B)``;
 its parameters φ are those of the network that maps v to the distribution's
-parameters.
+parameters. Both posteriors here are noise-driven (``score_estimators.protocols``):
+``rsample(v, n, noise=ε)`` transforms injected standard noise instead of drawing it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from score_estimators._checks import check_count, check_data, check_positive
+from score_estimators.protocols import standard_noise
 
 T = TypeVar("T")
-
-
-@runtime_checkable
-class PosteriorSampler(Protocol):
-    """What VaES and VaGES need of a posterior: draws only."""
-
-    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """n draws h ~ q(h | v), reparameterised where possible. v: (B, ...) -> (n, B, H)."""
-        ...
-
-
-@runtime_checkable
-class Posterior(PosteriorSampler, Protocol):
-    """The posterior contract: draws and, where there is a density, ``log_prob``."""
-
-    def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
-        """log q(h | v). h: (n, B, H), v: (B, ...) -> (n, B)."""
-        ...
 
 
 def _apply_net(net: Callable[[Tensor], T], v: Tensor) -> T:
@@ -65,14 +49,40 @@ def _check_draws(h: Tensor, params: Tensor) -> None:
         )
 
 
+def _noise_for(
+    law: str, n: int, params: Tensor, generator: torch.Generator | None, noise: Tensor | None
+) -> Tensor:
+    """Standard noise (n, *params.shape): ``noise`` checked, or drawn from ``generator``."""
+    shape = (n, *params.shape)
+    if noise is None:
+        return standard_noise(
+            law, shape, dtype=params.dtype, device=params.device, generator=generator
+        )
+    if generator is not None:
+        raise ValueError("noise and generator are exclusive: pass one of them, not both")
+    if not isinstance(noise, Tensor) or tuple(noise.shape) != shape:
+        got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
+        raise ValueError(f"noise must be a tensor of shape {shape}, got {got}")
+    if noise.dtype != params.dtype or noise.device != params.device:
+        raise ValueError(
+            f"noise must have the draws' dtype and device ({params.dtype}, {params.device}), "
+            f"got ({noise.dtype}, {noise.device})"
+        )
+    return noise
+
+
 class BernoulliPosterior(nn.Module):
     """Factorised Bernoulli q(h | v) with logits from ``logits_net(v) -> (B, H)``.
 
     ``temperature`` > 0 draws relaxed Bernoulli (binary Concrete / Gumbel-softmax)
-    samples, differentiable in φ; ``temperature=None`` draws exact binary samples.
-    ``log_prob`` is the Bernoulli log-mass Σ h log p + (1 − h) log(1 − p), which
-    relaxed samples evaluate by continuity.
+    samples, differentiable in φ; ``temperature=None`` draws exact binary samples,
+    which carry no gradient (the posterior losses refuse them). ``log_prob`` is the
+    Bernoulli log-mass Σ h log p + (1 − h) log(1 − p), which relaxed samples evaluate
+    by continuity. Draws transform uniform noise u: relaxed h = sigmoid((logit + log u
+    − log(1 − u))/temperature), exact h = [u < p].
     """
+
+    noise_law = "uniform"
 
     def __init__(self, logits_net: nn.Module, *, temperature: float | None = 0.1) -> None:
         super().__init__()
@@ -85,10 +95,17 @@ class BernoulliPosterior(nn.Module):
         """logit q(h = 1 | v). v: (B, ...) -> (B, H)."""
         return _check_batch(_apply_net(self.logits_net, v), v)
 
-    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """n draws. v: (B, ...) -> (n, B, H)."""
+    def rsample(
+        self,
+        v: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """n draws, from ``noise`` (n, B, H) uniforms when given. v: (B, ...) -> (n, B, H)."""
         check_count(n, "n")
-        return self._draw(self.logits(v), n, generator)
+        return self._draw(self.logits(v), n, generator, noise)
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """Σ_j h_j log p_j + (1 − h_j) log(1 − p_j). h: (n, B, H), v: (B, ...) -> (n, B)."""
@@ -97,22 +114,26 @@ class BernoulliPosterior(nn.Module):
         return _bernoulli_log_prob(h, logits)
 
     def rsample_and_log_prob(
-        self, v: Tensor, n: int, *, generator: torch.Generator | None = None
+        self,
+        v: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """n draws and the log-mass of each, the network run once.
         v: (B, ...) -> ((n, B, H), (n, B))."""
         check_count(n, "n")
         logits = self.logits(v)
-        h = self._draw(logits, n, generator)
+        h = self._draw(logits, n, generator, noise)
         return h, _bernoulli_log_prob(h, logits)
 
-    def _draw(self, logits: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    def _draw(
+        self, logits: Tensor, n: int, generator: torch.Generator | None, noise: Tensor | None
+    ) -> Tensor:
+        u = _noise_for(self.noise_law, n, logits, generator, noise)
         if self.temperature is None:
-            probs = torch.sigmoid(logits.detach())
-            return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
-        u = torch.rand(
-            (n, *logits.shape), generator=generator, dtype=logits.dtype, device=logits.device
-        )
+            return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
         u = u.clamp(torch.finfo(logits.dtype).tiny, 1.0 - torch.finfo(logits.dtype).eps)
         return torch.sigmoid((logits + u.log() - (-u).log1p()) / self.temperature)
 
@@ -123,10 +144,12 @@ def _bernoulli_log_prob(h: Tensor, logits: Tensor) -> Tensor:
 
 
 class GaussianPosterior(nn.Module):
-    """Diagonal Gaussian q(h | v) = N(μ(v), diag σ(v)²), reparameterised.
+    """Diagonal Gaussian q(h | v) = N(μ(v), diag σ(v)²), reparameterised: h = μ + σ ⊙ ε.
 
     ``net(v)`` returns the pair ``(mean, log_std)``, each (B, H).
     """
+
+    noise_law = "normal"
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -143,10 +166,18 @@ class GaussianPosterior(nn.Module):
             )
         return mean, log_std
 
-    def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """n draws μ + σ ⊙ ε. v: (B, ...) -> (n, B, H)."""
+    def rsample(
+        self,
+        v: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """n draws μ + σ ⊙ ε, ε = ``noise`` (n, B, H) when given. v: (B, ...) -> (n, B, H)."""
         check_count(n, "n")
-        return _gaussian_draw(*self.mean_and_log_std(v), n, generator)
+        mean, log_std = self.mean_and_log_std(v)
+        return mean + log_std.exp() * _noise_for(self.noise_law, n, mean, generator, noise)
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """log N(h; μ(v), σ(v)²). h: (n, B, H), v: (B, ...) -> (n, B)."""
@@ -155,22 +186,19 @@ class GaussianPosterior(nn.Module):
         return _gaussian_log_prob(h, mean, log_std)
 
     def rsample_and_log_prob(
-        self, v: Tensor, n: int, *, generator: torch.Generator | None = None
+        self,
+        v: Tensor,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """n draws and the log-density of each, the network run once.
         v: (B, ...) -> ((n, B, H), (n, B))."""
         check_count(n, "n")
         mean, log_std = self.mean_and_log_std(v)
-        h = _gaussian_draw(mean, log_std, n, generator)
+        h = mean + log_std.exp() * _noise_for(self.noise_law, n, mean, generator, noise)
         return h, _gaussian_log_prob(h, mean, log_std)
-
-
-def _gaussian_draw(
-    mean: Tensor, log_std: Tensor, n: int, generator: torch.Generator | None
-) -> Tensor:
-    """mean, log_std: (B, H) -> (n, B, H)."""
-    eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
-    return mean + log_std.exp() * eps
 
 
 def _gaussian_log_prob(h: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ def check_data(v: object, *, name: str = "v") -> torch.Tensor:
         )
     if v.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(v.shape)}")
-    if not bool(torch.isfinite(v).all()):
+    if values_readable(v) and not bool(torch.isfinite(v).all()):
         raise ValueError(f"{name} contains non-finite values")
     return v
 
@@ -78,7 +78,7 @@ def check_noise(
             f"noise must have v's dtype and device ({like.dtype}, {like.device}), "
             f"got ({noise.dtype}, {noise.device})"
         )
-    if not bool(torch.isfinite(noise).all()):
+    if values_readable(noise) and not bool(torch.isfinite(noise).all()):
         raise ValueError("noise contains non-finite values")
     return noise
 
@@ -112,3 +112,12 @@ def check_input_graph(s: torch.Tensor) -> None:
 def reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     """``(B,)`` per-sample values, or their mean."""
     return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def values_readable(t: torch.Tensor) -> bool:
+    """Whether a check may read t's values now: not while torch records the code as a graph
+    (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;
+    the caller outside checks its inputs instead."""
+    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import ScoreFn, call_score, check_data, check_reduction, reduce
+from ._checks import ScoreFn, call_score, check_data, check_reduction, reduce, values_readable
 
 
 def median_bandwidth(v: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def median_bandwidth(v: torch.Tensor) -> torch.Tensor:
     squared = _squared_distances(flat, flat)[rows, cols].sort().values
     n = squared.numel()
     median = 0.5 * (squared[(n - 1) // 2] + squared[n // 2])
-    if median <= 0:
+    if values_readable(median) and median <= 0:
         raise ValueError(
             "v has a zero median pairwise distance, so the median bandwidth is 0; "
             "pass bandwidth explicitly"
@@ -129,7 +129,7 @@ def _check_bandwidth(bandwidth: object, *, like: torch.Tensor) -> torch.Tensor:
         h = torch.tensor(float(bandwidth), dtype=like.dtype, device=like.device)
     else:
         raise TypeError(f"bandwidth must be a number or a tensor, got {type(bandwidth).__name__}")
-    if not bool(torch.isfinite(h)) or h <= 0:
+    if values_readable(h) and (not bool(torch.isfinite(h)) or h <= 0):
         raise ValueError(f"bandwidth must be finite and > 0, got {float(h)}")
     return h
 

@@ -16,6 +16,7 @@ from ._checks import (
     check_positive,
     check_reduction,
     reduce,
+    values_readable,
 )
 
 SCHEDULES = ("linear", "geometric")
@@ -58,17 +59,18 @@ def mdsm(
     score_fn: ScoreFn,
     v: torch.Tensor,
     *,
-    sigma_min: float,
-    sigma_max: float,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
     sigma0: float = 0.1,
     schedule: str = "linear",
+    levels: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
     """Multiscale denoising score matching (Li et al., 2019).
 
-    Sample i gets the noise level σ_i = ``noise_levels(B, ...)[i]`` and
+    Sample i gets the noise level σ_i = ``noise_levels(B, ...)[i]`` (or ``levels[i]``) and
     ṽ_i = v_i + σ_i ε_i with ε standard normal; its loss is
     ``½‖s(ṽ_i)/σ_i + (ṽ_i − v_i)/(σ_i σ0²)‖²``, where ``(ṽ_i − v_i)/σ_i`` is
     evaluated as its exact value ε_i.
@@ -79,6 +81,9 @@ def mdsm(
         sigma_min, sigma_max: range of noise levels, ``0 < sigma_min <= sigma_max``.
         sigma0: the fixed scale σ0 > 0.
         schedule: ``"linear"`` or ``"geometric"`` (see ``noise_levels``).
+        levels: explicit noise levels ``(B,)``, finite and > 0, in place of the range
+            and schedule (a piece of a larger batch's levels, or each of several
+            independent batches' levels side by side).
         noise: injected ε, v's shape; exclusive with ``generator``.
         generator: source of ε.
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
@@ -86,14 +91,7 @@ def mdsm(
     check_data(v)
     sigma0 = check_positive(sigma0, name="sigma0")
     reduction = check_reduction(reduction)
-    sigmas = noise_levels(
-        v.shape[0],
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        schedule=schedule,
-        dtype=v.dtype,
-        device=v.device,
-    ).reshape(-1, *([1] * (v.dim() - 1)))
+    sigmas = _levels(v, sigma_min, sigma_max, schedule, levels).reshape(-1, *([1] * (v.dim() - 1)))
     if noise is None:
         noise = torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device)
     else:
@@ -101,6 +99,40 @@ def mdsm(
     s = call_score(score_fn, v + sigmas * noise)
     per_sample = 0.5 * (s / sigmas + noise / sigma0**2).flatten(1).pow(2).sum(dim=1)
     return reduce(per_sample, reduction)
+
+
+def _levels(
+    v: torch.Tensor,
+    sigma_min: float | None,
+    sigma_max: float | None,
+    schedule: str,
+    levels: torch.Tensor | None,
+) -> torch.Tensor:
+    """The per-sample noise levels (B,): ``levels`` checked, or spread over the batch."""
+    if levels is None:
+        if sigma_min is None or sigma_max is None:
+            raise ValueError("mdsm needs sigma_min and sigma_max, or explicit levels")
+        return noise_levels(
+            v.shape[0],
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            schedule=schedule,
+            dtype=v.dtype,
+            device=v.device,
+        )
+    if sigma_min is not None or sigma_max is not None:
+        raise ValueError("levels and sigma_min/sigma_max are exclusive: pass one of them")
+    if not isinstance(levels, torch.Tensor) or tuple(levels.shape) != (v.shape[0],):
+        got = tuple(levels.shape) if isinstance(levels, torch.Tensor) else type(levels).__name__
+        raise ValueError(f"levels must be a tensor of shape ({v.shape[0]},), got {got}")
+    if levels.dtype != v.dtype or levels.device != v.device:
+        raise ValueError(
+            f"levels must have v's dtype and device ({v.dtype}, {v.device}), "
+            f"got ({levels.dtype}, {levels.device})"
+        )
+    if values_readable(levels) and not bool((levels.isfinite() & (levels > 0)).all()):
+        raise ValueError("levels must be finite and > 0")
+    return levels
 
 
 def _check_range(sigma_min: object, sigma_max: object) -> tuple[float, float]:
