@@ -124,3 +124,21 @@ def test_fisher_loss_weights_each_example():
     for bad in (torch.ones(3, dtype=DTYPE), -weights, weights * math.inf):
         with pytest.raises(ValueError, match="sample_weights"):
             loss(sample_weights=bad)
+
+
+@pytest.mark.parametrize("loss", [kl_loss, fisher_loss])
+def test_per_example_losses_average_to_the_batch_loss(loss):
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(6, 3, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
+    posterior = exact_gaussian_posterior(model)
+    with torch.no_grad():
+        posterior.net.log_std.add_(0.3)
+    noise = torch.randn(4, 6, 1, generator=torch.Generator().manual_seed(3), dtype=DTYPE)
+    per_example = loss(model, posterior, v, n_samples=4, noise=noise, reduction="none")
+    assert per_example.shape == (6,)
+    mean = loss(model, posterior, v, n_samples=4, noise=noise)
+    torch.testing.assert_close(per_example.mean(), mean, rtol=1e-14, atol=0)
+    alone = loss(model, posterior, v[2:3], n_samples=4, noise=noise[:, 2:3])
+    torch.testing.assert_close(per_example[2], alone, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="reduction must be"):
+        loss(model, posterior, v, reduction="sum")

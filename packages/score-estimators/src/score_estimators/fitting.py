@@ -103,16 +103,19 @@ def kl_loss(
     n_samples: int = 1,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """KL(q ‖ p(h | v)) up to log p(v): E_q[E(v, h) + log q(h | v)], the negative ELBO.
 
     Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
-    the batch. v: (B, ...) -> scalar.
+    the batch (``reduction="mean"``: scalar) or per example (``"none"``: (B,)).
     """
+    _check_reduction(reduction)
     h, log_q = _draw_with_log_q(posterior, v, n_samples, generator, noise)
     _check_reparameterised(h, log_q)
     energies = check_energy_values(energy(v, h), n_samples, len(v))
-    return (energies + log_q).mean()
+    per_example = (energies + log_q).mean(0)
+    return per_example.mean() if reduction == "mean" else per_example
 
 
 def fisher_loss(
@@ -124,14 +127,17 @@ def fisher_loss(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
     sample_weights: Tensor | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """Posterior Fisher divergence E_q‖∇_h log q(h | v) − ∇_h log p̃(v, h)‖² (continuous h).
 
     ∇_h log p(h | v) = ∇_h log p̃(v, h), so the unknown normaliser drops out.
-    Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
-    the batch, each example weighted by ``sample_weights: (B,)`` when given (e.g. 1/σ
-    per example at MDSM's noise levels, as the paper's code does). v: (B, ...) -> scalar.
+    Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; each example
+    weighted by ``sample_weights: (B,)`` when given (e.g. 1/σ per example at MDSM's
+    noise levels, as the paper's code does), then averaged over the batch
+    (``reduction="mean"``: scalar) or not (``"none"``: (B,)).
     """
+    _check_reduction(reduction)
     check_data(v)
     check_count(n_samples, "n_samples")
     h = draw(posterior, v, n_samples, generator=generator, noise=noise)
@@ -143,9 +149,14 @@ def fisher_loss(
     energies = check_energy_values(energy(v, h), n_samples, len(v))
     (grad_h,) = torch.autograd.grad((log_q + energies).sum(), h, create_graph=True)
     per_example = grad_h.square().flatten(2).sum(-1).mean(0)  # (B,)
-    if sample_weights is None:
-        return per_example.mean()
-    return (per_example * _check_weights(sample_weights, len(v))).mean()
+    if sample_weights is not None:
+        per_example = per_example * _check_weights(sample_weights, len(v))
+    return per_example.mean() if reduction == "mean" else per_example
+
+
+def _check_reduction(reduction: object) -> None:
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
 def _check_weights(weights: object, batch: int) -> Tensor:

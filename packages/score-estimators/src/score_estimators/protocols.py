@@ -115,7 +115,8 @@ class FusedPosterior(Protocol):
 
 
 class PosteriorLoss(Protocol):
-    """A divergence of q from p(h | v) whose φ-gradient fits q: KL or Fisher."""
+    """A divergence of q from p(h | v) whose φ-gradient fits q: KL or Fisher (the batch
+    mean; ``kl_loss`` and ``fisher_loss`` also take ``reduction="none"``)."""
 
     def __call__(
         self,
