@@ -24,7 +24,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ebm_models._checks import check_positive_int, values_readable
+from ebm_models._checks import check_data, check_dtype, check_latents, check_positive_int
 
 _STAGES = 3
 
@@ -36,22 +36,13 @@ def _check_image_size(image_size: object) -> int:
     return size
 
 
-def _check_images(
-    v: object, module: nn.Module, channels: int, size: int, name: str = "v"
-) -> Tensor:
+def _check_images(v: object, module: nn.Module, channels: int, size: int) -> Tensor:
     """Refuse anything but a finite (B, channels, size, size) tensor of the module's dtype."""
-    if not isinstance(v, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
-    dtype = next(module.parameters()).dtype
-    if v.dtype != dtype:
-        raise TypeError(f"{name} must have the model's dtype {dtype}, got {v.dtype}")
-    if v.dim() != 4 or tuple(v.shape[1:]) != (channels, size, size):
-        raise ValueError(
-            f"{name} must have shape (B, {channels}, {size}, {size}), got {tuple(v.shape)}"
-        )
-    if values_readable(v) and not bool(v.isfinite().all()):
-        raise ValueError(f"{name} contains non-finite values")
-    return v
+    return check_data(v, (channels, size, size), "v", dtype=_dtype(module))
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
 
 
 class _ResidualBlock(nn.Module):
@@ -182,20 +173,11 @@ class DeepEBLVM(nn.Module):
 
     def energy_from_features(self, features: Tensor, h: Tensor) -> Tensor:
         """g3(g2(u, h)) for u = ``features(v)``. features: (B, F); h: (*S, B, H) -> (*S, B)."""
-        if features.dim() != 2 or features.shape[1] != self.feature_dim:
-            raise ValueError(
-                f"features must have shape (B, {self.feature_dim}), got {tuple(features.shape)}"
-            )
-        if not isinstance(h, Tensor) or h.dim() < 2:
-            shape = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
-            raise ValueError(f"h must have shape (*S, B, {self.h_dim}), got {shape}")
-        if h.dtype != features.dtype:
-            raise TypeError(f"h must have the model's dtype {features.dtype}, got {h.dtype}")
-        if h.shape[-2:] != (features.shape[0], self.h_dim):
-            raise ValueError(
-                f"h must have shape (..., {features.shape[0]}, {self.h_dim}) for a batch of "
-                f"{features.shape[0]}, got {tuple(h.shape)}"
-            )
+        check_data(features, (self.feature_dim,), "features", finite=False)
+        # Under autocast, features from g1 come in the autocast dtype and h follows them.
+        if not torch.is_autocast_enabled(features.device.type):
+            check_dtype(features, _dtype(self), "features")
+        check_latents(h, self.h_dim, dtype=features.dtype, batch=features.shape[0])
         coupled, h = self.coupling(features, h)
         return self.head(torch.cat([coupled, h], dim=-1))
 

@@ -89,7 +89,7 @@ class GaussianEBLVM(nn.Module):
 
     def posterior_mean(self, v: Tensor) -> Tensor:
         """E[h | v] = C⁻¹(c + Wᵀv). v: (B, D) -> (B, H)."""
-        check_data(v, self.v_dim, "v")
+        check_data(v, (self.v_dim,), "v", dtype=self.W.dtype)
         return self._posterior_mean(v, self._precision_cholesky())
 
     def _posterior_mean(self, v: Tensor, chol: Tensor) -> Tensor:
@@ -102,7 +102,7 @@ class GaussianEBLVM(nn.Module):
 
         v: (B, D) -> (B,).
         """
-        check_data(v, self.v_dim, "v")
+        check_data(v, (self.v_dim,), "v", dtype=self.W.dtype)
         chol = self._precision_cholesky()
         natural = self.c + v @ self.W
         whitened = torch.linalg.solve_triangular(chol, natural.T, upper=False)
@@ -120,7 +120,7 @@ class GaussianEBLVM(nn.Module):
 
         v: (B, D) -> (B, D). Differentiable with respect to the parameters and v.
         """
-        check_data(v, self.v_dim, "v")
+        check_data(v, (self.v_dim,), "v", dtype=self.W.dtype)
         mean = self._posterior_mean(v, self._precision_cholesky())
         return -(v - self.b) / self.std.square() + mean @ self.W.T
 
@@ -175,7 +175,7 @@ class ExactGaussianPosterior:
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws μ(v) + L⁻ᵀε with C = LLᵀ. v: (B, D) -> (n, B, H)."""
         check_positive_int(n, "n")
-        check_data(v, self.model.v_dim, "v")
+        check_data(v, (self.model.v_dim,), "v", dtype=self.model.W.dtype)
         chol = self.model._precision_cholesky()
         mean = self.model._posterior_mean(v, chol)
         eps = torch.randn(
@@ -188,7 +188,7 @@ class ExactGaussianPosterior:
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """log p(h | v). h: (n, B, H), v: (B, D) -> (n, B)."""
-        check_data(v, self.model.v_dim, "v")
+        check_data(v, (self.model.v_dim,), "v", dtype=self.model.W.dtype)
         if h.dim() != 3 or h.shape[1:] != (v.shape[0], self.model.h_dim):
             raise ValueError(
                 f"h must have shape (n, {v.shape[0]}, {self.model.h_dim}), got {tuple(h.shape)}"

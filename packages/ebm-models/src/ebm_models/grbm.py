@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ebm_models._checks import check_data, check_positive_int
+from ebm_models._checks import check_data, check_latents, check_positive_int
 
 
 class GRBM(nn.Module):
@@ -63,40 +63,55 @@ class GRBM(nn.Module):
         computed once, now: the conditioned-energy capability of the score estimators'
         contract. v: (B, D); the returned function maps h: (*S, B, H) -> (*S, B).
         """
-        quadratic, logits = self._quadratic(v), self.posterior_logits(v)
-        return lambda h: quadratic - (h * logits).sum(-1)
+        self._check_v(v, finite=False)
+        quadratic, logits = self._quadratic(v), self._logits(v)
+
+        def energy_at_v(h: Tensor) -> Tensor:  # h in the v-terms' dtype (autocast's, under it)
+            check_latents(h, self.h_dim, dtype=logits.dtype, batch=len(v))
+            return quadratic - (h * logits).sum(-1)
+
+        return energy_at_v
+
+    def _check_v(self, v: object, *, finite: bool = True) -> Tensor:
+        """v: (B, D) in the model's dtype; its values are read only when ``finite``."""
+        return check_data(v, (self.v_dim,), "v", dtype=self.W.dtype, finite=finite)
+
+    def _check_h(self, h: object, *, batch: int | None = None) -> Tensor:
+        """h: (*S, B, H) in the model's dtype, with B = ``batch`` when given."""
+        return check_latents(h, self.h_dim, dtype=self.W.dtype, batch=batch)
 
     def _quadratic(self, v: Tensor) -> Tensor:
         """½‖(v − b)/σ‖². v: (B, D) -> (B,)."""
         return 0.5 * ((v - self.b) / self.std).square().sum(-1)
 
+    def _logits(self, v: Tensor) -> Tensor:
+        """c + vᵀW for a v already checked. v: (B, D) -> (B, H)."""
+        return self.c + v @ self.W
+
     def posterior_logits(self, v: Tensor) -> Tensor:
         """logit p(h = 1 | v) = c + vᵀW. v: (B, D) -> (B, H)."""
-        return self.c + v @ self.W
+        return self._logits(self._check_v(v, finite=False))
 
     def posterior_probs(self, v: Tensor) -> Tensor:
         """p(h = 1 | v). v: (B, D) -> (B, H)."""
-        check_data(v, self.v_dim, "v")
-        return torch.sigmoid(self.posterior_logits(v))
+        return torch.sigmoid(self._logits(self._check_v(v)))
 
     def visible_mean(self, h: Tensor) -> Tensor:
         """E[v | h] = b + σ² ⊙ Wh. h: (B, H) -> (B, D)."""
-        return self.b + self.std.square() * (h @ self.W.T)
+        return self.b + self.std.square() * (self._check_h(h) @ self.W.T)
 
     def free_energy(self, v: Tensor) -> Tensor:
         """F(v) = −log Σ_h exp(−E(v, h)). v: (B, D) -> (B,)."""
-        check_data(v, self.v_dim, "v")
-        return self._quadratic(v) - F.softplus(self.posterior_logits(v)).sum(-1)
+        self._check_v(v)
+        return self._quadratic(v) - F.softplus(self._logits(v)).sum(-1)
 
     def score(self, v: Tensor) -> Tensor:
         """Exact marginal score ∇_v log p(v) = −(v − b)/σ² + W sigmoid(c + vᵀW).
 
         v: (B, D) -> (B, D). Differentiable with respect to the parameters and v.
         """
-        check_data(v, self.v_dim, "v")
-        return (
-            -(v - self.b) / self.std.square() + torch.sigmoid(self.posterior_logits(v)) @ self.W.T
-        )
+        self._check_v(v)
+        return -(v - self.b) / self.std.square() + torch.sigmoid(self._logits(v)) @ self.W.T
 
     def exact_posterior(self) -> ExactBernoulliPosterior:
         """p(h | v) as a posterior object (``rsample``, ``log_prob``, ``probs``)."""
@@ -125,5 +140,6 @@ class ExactBernoulliPosterior:
 
     def log_prob(self, h: Tensor, v: Tensor) -> Tensor:
         """log p(h | v). h: (n, B, H), v: (B, D) -> (n, B)."""
-        logits = self.grbm.posterior_logits(check_data(v, self.grbm.v_dim, "v"))
+        logits = self.grbm._logits(self.grbm._check_v(v))
+        self.grbm._check_h(h, batch=len(v))
         return -F.binary_cross_entropy_with_logits(logits.expand_as(h), h, reduction="none").sum(-1)

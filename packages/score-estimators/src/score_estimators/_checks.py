@@ -2,21 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
-def check_data(v: object, name: str = "v") -> Tensor:
-    """Refuse anything but a finite floating tensor with a batch dimension: (B, ...)."""
+def check_data(v: object, name: str = "v", *, finite: bool = True) -> Tensor:
+    """Refuse anything but a floating tensor with a non-empty batch dimension, (B, ...) with
+    B ≥ 1, and with finite values unless ``finite=False`` (the shape checks are static and
+    free; the finiteness check reads the values, and waits under make_fx and vmap)."""
     if not isinstance(v, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
     if not v.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {v.dtype}")
     if v.dim() < 2:
         raise ValueError(f"{name} must have shape (B, ...) with B the batch, got {tuple(v.shape)}")
-    if values_readable(v) and not bool(v.isfinite().all()):
+    if v.shape[0] == 0:
+        raise ValueError(
+            f"{name} must hold at least one example, got an empty batch of shape {tuple(v.shape)}"
+        )
+    if finite and values_readable(v) and not bool(v.isfinite().all()):
         raise ValueError(f"{name} contains non-finite values")
     return v
+
+
+@contextmanager
+def dtypes_named(
+    owner: object,
+    v: Tensor,
+    h: Tensor | None = None,
+    *,
+    what: str = "the energy's parameters",
+) -> Iterator[None]:
+    """Run a call into ``owner`` (the energy, a posterior's network): a RuntimeError it
+    raises while v (or the draws h) has another dtype than the owner's first floating
+    parameter becomes a TypeError naming both dtypes, instead of torch's "expected m1 and
+    m2 to have the same dtype" from deep inside. Costs nothing unless the call fails."""
+    try:
+        yield
+    except RuntimeError as error:
+        expected = _parameter_dtype(owner)
+        for named, t in (("v has", v), ("the posterior's draws h have", h)):
+            if expected is not None and t is not None and t.dtype != expected:
+                message = f"{named} dtype {t.dtype} but {what} have dtype {expected}"
+                raise TypeError(message) from error
+        raise
+
+
+def _parameter_dtype(owner: object) -> torch.dtype | None:
+    """The dtype of a module's first floating parameter; None for anything else."""
+    if isinstance(owner, nn.Module):
+        for parameter in owner.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+    return None
 
 
 def check_count(value: object, name: str, minimum: int = 1) -> int:

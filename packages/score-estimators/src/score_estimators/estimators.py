@@ -29,6 +29,7 @@ from score_estimators._checks import (
     check_energy_values,
     check_positive,
     check_samples,
+    dtypes_named,
 )
 from score_estimators.fitting import draw, energy_at, kl_loss
 from score_estimators.langevin import Langevin
@@ -71,7 +72,8 @@ def vages_weights(log_joint: Tensor) -> Tensor:
 
 def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:
     n, batch = h.shape[:2]
-    return -check_energy_values(energy(v_node, h), n, batch)
+    with dtypes_named(energy, v_node, h):
+        return -check_energy_values(energy(v_node, h), n, batch)
 
 
 def _check_noise(noise: object, draws: int, name: str) -> EstimatorNoise | None:
@@ -105,8 +107,6 @@ def _fixed_draws(
     ``counted`` says how the estimator arrives at n, for shape errors.
     """
     check_data(v)
-    v_node = _graph_node(v)
-    at_v = energy_at(energy, v_node)
     with torch.no_grad():
         try:
             if noise is None:
@@ -115,12 +115,15 @@ def _fixed_draws(
                 h = draw(posterior, v, n, noise=noise.posterior)
         except ValueError as error:
             raise ValueError(f"{error} ({counted})") from error
-    if refine is not None:
-        if noise is None or noise.langevin is None:
-            h = refine(at_v, h, generator=generator)
-        else:
-            h = refine(at_v, h, noise=noise.langevin)
-    return h, v_node, -check_energy_values(at_v(h), n, len(v))
+    v_node = _graph_node(v)
+    with dtypes_named(energy, v, h):
+        at_v = energy_at(energy, v_node)
+        if refine is not None:
+            if noise is None or noise.langevin is None:
+                h = refine(at_v, h, generator=generator)
+            else:
+                h = refine(at_v, h, noise=noise.langevin)
+        return h, v_node, -check_energy_values(at_v(h), n, len(v))
 
 
 class _SampleEstimator:
@@ -325,7 +328,9 @@ class ExactScore:
     ) -> Tensor:
         if not isinstance(energy, ScoreModel):
             raise TypeError(f"ExactScore needs an energy with a score(v) method, got {energy!r}")
-        return energy.score(check_data(v))
+        check_data(v)
+        with dtypes_named(energy, v):
+            return energy.score(v)
 
     def __repr__(self) -> str:
         return "ExactScore()"
@@ -404,6 +409,7 @@ def unroll_posterior(
     ``noise``: (steps · n_samples, B, ...), the posterior's standard noise of the steps in
     order, instead of draws from ``generator``.
     """
+    check_data(v)
     params: dict[str, Tensor] = {
         name: p for name, p in posterior.named_parameters() if p.requires_grad
     }

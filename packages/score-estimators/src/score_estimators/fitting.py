@@ -19,6 +19,7 @@ from score_estimators._checks import (
     check_data,
     check_energy_values,
     check_samples,
+    dtypes_named,
     values_readable,
 )
 from score_estimators.protocols import (
@@ -37,6 +38,7 @@ def energy_at(energy: Energy, v: Tensor) -> Callable[[Tensor], Tensor]:
     :class:`~score_estimators.protocols.ConditionedEnergy`, as the GRBM and the deep
     EBLVM) builds its v-part once, now, with a graph to v and θ in grad mode; any other
     energy is called as ``energy(v, h)`` each time."""
+    check_data(v, finite=False)
     if isinstance(energy, ConditionedEnergy):
         return energy.__energy_at_v__(v)
     return lambda h: energy(v, h)
@@ -52,6 +54,7 @@ def draw(
 ) -> Tensor:
     """n draws (n, B, ...) of q(h | v), from injected standard ``noise`` when given (the
     posterior must then be :class:`~score_estimators.protocols.NoiseDriven`)."""
+    check_data(v, finite=False)
     if noise is None:
         h = posterior.rsample(v, n, generator=generator)
     elif isinstance(posterior, NoiseDriven):
@@ -113,7 +116,8 @@ def kl_loss(
     _check_reduction(reduction)
     h, log_q = _draw_with_log_q(posterior, v, n_samples, generator, noise)
     _check_reparameterised(h, log_q)
-    energies = check_energy_values(energy(v, h), n_samples, len(v))
+    with dtypes_named(energy, v, h):
+        energies = check_energy_values(energy(v, h), n_samples, len(v))
     per_example = (energies + log_q).mean(0)
     return per_example.mean() if reduction == "mean" else per_example
 
@@ -146,7 +150,8 @@ def fisher_loss(
     if not h.requires_grad:  # q without parameters to fit: the divergence's value only
         h = h.detach().requires_grad_(True)
         log_q = posterior.log_prob(h, v)
-    energies = check_energy_values(energy(v, h), n_samples, len(v))
+    with dtypes_named(energy, v, h):
+        energies = check_energy_values(energy(v, h), n_samples, len(v))
     (grad_h,) = torch.autograd.grad((log_q + energies).sum(), h, create_graph=True)
     per_example = grad_h.square().flatten(2).sum(-1).mean(0)  # (B,)
     if sample_weights is not None:
@@ -171,11 +176,12 @@ def _check_weights(weights: object, batch: int) -> Tensor:
 def at_fixed_v(energy: Energy, v: Tensor) -> Energy:
     """``energy`` with its v-part at ``v`` built once, without a graph (θ and v held
     fixed, as while φ is fitted); called at any other point it is ``energy`` itself."""
-    with torch.no_grad():
+    with torch.no_grad(), dtypes_named(energy, v):
         at_v = energy_at(energy, v)
 
     def energy_at_fixed_v(at: Tensor, h: Tensor) -> Tensor:
-        return at_v(h) if at is v else energy(at, h)
+        with dtypes_named(energy, at, h):
+            return at_v(h) if at is v else energy(at, h)
 
     return energy_at_fixed_v
 

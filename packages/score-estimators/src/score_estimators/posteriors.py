@@ -16,17 +16,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from score_estimators._checks import check_count, check_data, check_positive
+from score_estimators._checks import check_count, check_data, check_positive, dtypes_named
 from score_estimators.protocols import standard_noise
 
 T = TypeVar("T")
 
 
 def _apply_net(net: Callable[[Tensor], T], v: Tensor) -> T:
-    """Run the parameter network, turning a shape clash into an error naming ``v``."""
+    """Run the parameter network, turning a dtype or shape clash into an error naming ``v``."""
     check_data(v)
     try:
-        return net(v)
+        with dtypes_named(net, v, what="the posterior network's parameters"):
+            return net(v)
     except RuntimeError as error:
         raise ValueError(
             f"v of shape {tuple(v.shape)} does not fit the posterior's network: {error}"
