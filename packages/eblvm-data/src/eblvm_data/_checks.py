@@ -19,8 +19,13 @@ def check_int(name: str, value: object, *, minimum: int) -> int:
     return int(value)
 
 
-def check_real(name: str, value: object, *, positive: bool = False) -> float:
-    """Return ``value`` as a finite float (``> 0`` when ``positive``)."""
+def check_real(
+    name: str, value: object, *, positive: bool = False, nonnegative: bool = False
+) -> float:
+    """Return ``value`` as a finite float.
+
+    With ``positive`` it must be ``> 0``; with ``nonnegative``, ``>= 0``.
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     result = float(value)
@@ -28,6 +33,8 @@ def check_real(name: str, value: object, *, positive: bool = False) -> float:
         raise ValueError(f"{name} must be finite, got {result}")
     if positive and result <= 0:
         raise ValueError(f"{name} must be > 0, got {result}")
+    if nonnegative and result < 0:
+        raise ValueError(f"{name} must be >= 0, got {result}")
     return result
 
 
@@ -75,3 +82,16 @@ def check_pad_to(pad_to: object, *, image_size: int) -> int | None:
     if size < image_size:
         raise ValueError(f"pad_to must be None or >= the image size {image_size}, got {size}")
     return size
+
+
+def check_points(x: object) -> torch.Tensor:
+    """Return ``x``, refusing anything but a finite floating-point tensor ``(B, 2)``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x must be floating point, got {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must have shape (B, 2), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite")
+    return x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,14 +20,63 @@ CIFAR10_TEST_FILE = "test_batch"
 
 _ROW_LENGTH = 3 * 32 * 32
 
+# The functions numpy's own array pickles name (protocols 0-4, and 5), taken
+# from numpy itself so that numpy 1.x (``numpy.core``) and 2.x (``numpy._core``)
+# pickles both load.
+_EMPTY = np.zeros(0, dtype=np.uint8)
+_RECONSTRUCT = _EMPTY.__reduce__()[0]
+_FROMBUFFER = _EMPTY.__reduce_ex__(5)[0]
+
+
+def _latin1_bytes(text: object, encoding: object) -> bytes:
+    """``_codecs.encode(text, "latin1")``: how protocol 2 spells bytes, and nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only as (str, 'latin1')")
+    return text.encode("latin1")
+
+
+#: Every global a CIFAR10 batch may name; dicts, lists, bytes, str and ints need none.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("_codecs", "encode"): _latin1_bytes,
+}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A batch's pickle named a global that a CIFAR10 batch does not hold."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only dicts, lists, bytes, str, ints and numpy arrays.
+
+    Every callable or class a pickle can invoke is looked up through
+    `find_class`; here it resolves only the names in `_ALLOWED_GLOBALS`, so a
+    crafted payload (``os.system``, ``builtins.open``, ...) is refused before
+    anything of it runs.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return allowed
+
 
 def cifar10(root: str | os.PathLike[str], *, n_validation: int = 5000) -> Splits:
     """Read CIFAR10 from ``<root>/cifar-10-batches-py/``.
 
     Train is ``data_batch_1`` .. ``data_batch_5`` in order, less its last
     ``n_validation`` images, which are the validation split (45000 / 5000 for
-    the full files); ``test_batch`` is the test split. The batches are pickles
-    and are trusted as such: read only the files published on the CIFAR page.
+    the full files); ``test_batch`` is the test split. The batches are pickles,
+    read with a restricted unpickler: it builds only dicts, lists, bytes, str,
+    ints and numpy arrays, and a batch whose pickle names anything else
+    (``os.system``, ``builtins.open``, ...) is refused with a ``ValueError``
+    naming the file before any of it runs.
 
     Returns ``(N, 3, 32, 32)`` float32 in ``[0, 1]`` (raw / 255) per split.
     """
@@ -56,7 +106,12 @@ def _read_batch(path: Path) -> np.ndarray:
     """The uint8 rows ``(N, 3072)`` of one pickled batch (red, green, blue planes)."""
     with path.open("rb") as stream:
         try:
-            batch = pickle.load(stream, encoding="bytes")
+            batch = _BatchUnpickler(stream, encoding="bytes").load()
+        except _RefusedGlobal as error:
+            raise ValueError(
+                f"{path} was refused: its pickle names {error}, which a CIFAR10 batch does not "
+                "hold (only dicts, lists, bytes, str, ints and numpy arrays are read)"
+            ) from error
         # Unpickling a damaged file can fail with almost any exception type.
         except Exception as error:
             raise ValueError(f"{path} is not a readable CIFAR10 batch: {error!r}") from error

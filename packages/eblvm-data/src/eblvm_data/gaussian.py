@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from eblvm_data._checks import check_float_dtype, check_generator, check_int, check_real
-from eblvm_data.splits import Splits
+from eblvm_data.splits import Splits, seeded_splits
 
 #: Seeds of ``torch.Generator().manual_seed`` for each split of `gaussian_splits`.
 GAUSSIAN_SEEDS = Splits(train=11, validation=12, test=13)
@@ -45,14 +45,10 @@ def gaussian_splits(
     with the seeds in `GAUSSIAN_SEEDS` (train 11, validation 12, test 13).
     """
     dim = check_int("dim", dim, minimum=1)
-    sizes = Splits(
-        train=check_int("n_train", n_train, minimum=1),
-        validation=check_int("n_validation", n_validation, minimum=1),
-        test=check_int("n_test", n_test, minimum=1),
-    )
-    return Splits(
-        *(
-            gaussian(dim, size, generator=torch.Generator().manual_seed(seed))
-            for size, seed in zip(sizes, GAUSSIAN_SEEDS, strict=True)
-        )
+    return seeded_splits(
+        lambda size, generator: gaussian(dim, size, generator=generator),
+        GAUSSIAN_SEEDS,
+        n_train=n_train,
+        n_validation=n_validation,
+        n_test=n_test,
     )

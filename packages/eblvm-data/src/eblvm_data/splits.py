@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from eblvm_data._checks import check_int
 
 
 class Splits(NamedTuple):
@@ -16,3 +22,29 @@ class Splits(NamedTuple):
     train: Any
     validation: Any
     test: Any
+
+
+def seeded_splits(
+    sample: Callable[[int, torch.Generator], Tensor],
+    seeds: Splits,
+    *,
+    n_train: object,
+    n_validation: object,
+    n_test: object,
+) -> Splits:
+    """Split ``s`` is ``sample(n_s, torch.Generator().manual_seed(seeds.s))``.
+
+    The sizes are checked here (ints ``>= 1``), so that a sampler's
+    ``*_splits`` function names the bad one.
+    """
+    sizes = Splits(
+        train=check_int("n_train", n_train, minimum=1),
+        validation=check_int("n_validation", n_validation, minimum=1),
+        test=check_int("n_test", n_test, minimum=1),
+    )
+    return Splits(
+        *(
+            sample(size, torch.Generator().manual_seed(seed))
+            for size, seed in zip(sizes, seeds, strict=True)
+        )
+    )
