@@ -14,30 +14,50 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nox
+import tomllib
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 
-# Packages in dependency order, with the local packages each needs at run or
-# test time. Packages from PyPI come from each pyproject.toml.
-LOCAL_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "score-estimators": (),
-    "score-objectives": (),
-    "ebm-models": (),
-    "eblvm-data": (),
-    "eblvm-eval": ("ebm-models", "score-estimators"),
-    "eblvm": (
-        "score-estimators",
-        "score-objectives",
-        "ebm-models",
-        "eblvm-data",
-        "eblvm-eval",
-    ),
-}
-PACKAGES = [name for name in LOCAL_DEPENDENCIES if (ROOT / "packages" / name).is_dir()]
+
+def _local_dependencies() -> dict[str, tuple[str, ...]]:
+    """Each package under packages/ with the packages of the repository it depends on
+    (read from its pyproject.toml), in an order where dependencies come first."""
+    found: dict[str, tuple[str, ...]] = {}
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        found[project["name"]] = tuple(
+            re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0]
+            for requirement in project.get("dependencies", [])
+        )
+    local = {name: tuple(d for d in deps if d in found) for name, deps in found.items()}
+    ordered: dict[str, tuple[str, ...]] = {}
+    while len(ordered) < len(local):
+        for name, deps in local.items():
+            if name not in ordered and all(d in ordered for d in deps):
+                ordered[name] = deps
+    return ordered
+
+
+LOCAL_DEPENDENCIES = _local_dependencies()
+
+
+def _closure(package: str) -> set[str]:
+    """The package and every local package it needs, directly or through another."""
+    needed, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(LOCAL_DEPENDENCIES[name])
+    return needed
+
+
+PACKAGES = list(LOCAL_DEPENDENCIES)
 
 nox.options.sessions = ["lint", "typecheck", "tests", "isolated"]
 nox.options.reuse_existing_virtualenvs = False
@@ -60,7 +80,7 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("package", PACKAGES)
 def isolated(session: nox.Session, package: str) -> None:
     """One package alone: proves that ``pip install <package>`` is enough."""
-    local = [name for name in LOCAL_DEPENDENCIES[package] if name in PACKAGES]
+    local = [name for name in PACKAGES if name in _closure(package) and name != package]
     if local:
         _install_packages(session, local)
     _install_packages(session, [package], "[test]")

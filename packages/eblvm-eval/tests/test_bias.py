@@ -3,7 +3,6 @@ against Monte Carlo runs of score_estimators.VaGES (q ≠ p); the sweep and its 
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -21,9 +20,7 @@ from eblvm_eval.bias import (
     grbm_bias_sweep,
     grbm_vaes_expectation,
     grbm_vages_expectation,
-    run_bias_experiment,
     score_jacobian,
-    write_bias_report,
 )
 from ebm_models import GRBM, GaussianEBLVM
 from score_estimators import BernoulliPosterior, VaGES
@@ -193,33 +190,6 @@ def test_fit_recovers_a_known_power_law():
     assert math.isclose(vages.slope, 1.0, rel_tol=1e-9) and vages.n_points == 4
 
 
-def test_report_is_written_atomically(tmp_path):
-    rows = [BiasRow("grbm", "kl", x, x**2, x, 2 * x) for x in (0.1, 0.2, 0.4)]
-    json_path, png_path = write_bias_report(rows, tmp_path / "out")
-    report = json.loads(json_path.read_text())
-    assert [BiasRow(**r) for r in report["rows"]] == rows
-    assert {(f["estimator"], round(f["slope"], 9)) for f in report["fits"]} == {
-        ("vaes", 1.0),
-        ("vages", 1.0),
-    }
-    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bias.json", "bias.png"]
-
-
-def test_quick_experiment_shows_bias_of_order_root_divergence(tmp_path):
-    rows = run_bias_experiment(tmp_path, quick=True, seed=1)
-    assert {(r.model, r.divergence_name) for r in rows} == {
-        ("grbm", "kl"),
-        ("gaussian", "fisher"),
-        ("gaussian", "kl"),
-    }
-    report = json.loads((tmp_path / "bias.json").read_text())
-    assert len(report["rows"]) == len(rows) == 7 * 3
-    for fit in report["fits"]:
-        assert 0.9 < fit["slope"] < 1.1, fit
-    assert (tmp_path / "bias.png").exists()
-
-
 @settings(max_examples=20, deadline=None)
 @given(
     v_dim=st.integers(1, 4),
@@ -274,11 +244,9 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(TypeError, match="score"):
         score_jacobian(nn.Linear(3, 3), v)
     with pytest.raises(ValueError, match="rows must be a non-empty"):
-        write_bias_report([], tmp_path)
+        fit_bias_slopes([])
     with pytest.raises(TypeError, match="rows must hold BiasRow"):
         fit_bias_slopes([("grbm", "kl", 0.1, 0.1, 0.1, 0.1)])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="needs two rows"):
         fit_bias_slopes([BiasRow("grbm", "kl", 0.1, 0.1, 0.1, 0.1)])
-    with pytest.raises(TypeError, match="quick must be a bool"):
-        run_bias_experiment(tmp_path, quick=1)  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())

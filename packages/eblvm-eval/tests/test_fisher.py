@@ -5,7 +5,6 @@ against the exact value, and the F.3 pieces."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import pytest
@@ -17,16 +16,13 @@ from torch import Tensor, nn
 from eblvm_eval.divergences import bernoulli_kl
 from eblvm_eval.fisher import (
     Critic,
-    FisherRow,
     critic_objective,
     fisher_divergence,
     fitted_vaes_score,
-    format_fisher_table,
     grbm_negative_elbo,
     learned_fisher_divergence,
     perturbed_grbm,
     rademacher,
-    run_fisher_experiment,
 )
 
 MU = torch.tensor([0.4, -0.3, 0.0, 0.5])
@@ -184,16 +180,6 @@ def test_fitted_vaes_score_approaches_the_exact_score():
     assert (average - grbm.score(v)).abs().mean().item() < 0.05
 
 
-def test_quick_experiment_writes_its_report(tmp_path):
-    rows = run_fisher_experiment(tmp_path, quick=True, levels=(0.0, 1.0))
-    assert [(r.v_dim, r.level) for r in rows] == [(10, 0.0), (10, 1.0)]
-    assert rows[0].exact == 0.0 and abs(rows[0].learned) < 0.05
-    assert rows[1].exact > 1 and abs(rows[1].learned - rows[1].exact) < 0.3 * rows[1].exact
-    assert [FisherRow(**r) for r in json.loads((tmp_path / "fisher.json").read_text())] == rows
-    assert (tmp_path / "fisher.md").read_text() == format_fisher_table(rows) + "\n"
-    assert (tmp_path / "fisher.png").read_bytes()[:4] == b"\x89PNG"
-
-
 @settings(max_examples=20, deadline=None)
 @given(
     dim=st.integers(1, 5),
@@ -240,17 +226,4 @@ def test_bad_input_is_refused(tmp_path):
         learned_fisher_divergence(lambda x: x, v, v, v, lr=-1.0)
     with pytest.raises(ValueError, match="level must be"):
         perturbed_grbm(3, 2, -0.5)
-    with pytest.raises(ValueError, match="dims must be a positive integer"):
-        run_fisher_experiment(tmp_path, dims=(0,))
     assert not any(tmp_path.iterdir())
-
-
-def test_table_reports_the_relative_error():
-    rows = [
-        FisherRow(200, 0.0, 0.0, 0.0, 0.01, 0.02, 0.0),
-        FisherRow(500, 0.4, 2.0, 0.01, 1.8, 0.05, 0.001),
-    ]
-    lines = format_fisher_table(rows).splitlines()
-    assert len(lines) == 4
-    assert lines[2].split("|")[5].strip() == "n/a"
-    assert lines[3].split("|")[5].strip() == "-10.0%"

@@ -27,9 +27,7 @@ from eblvm_eval.bias import (
     grbm_bias_sweep,
     grbm_vaes_expectation,
     grbm_vages_expectation,
-    run_bias_experiment,
     score_jacobian,
-    write_bias_report,
 )
 from eblvm_eval.divergences import bernoulli_kl, gaussian_fisher, gaussian_kl
 from eblvm_eval.fid import (
@@ -48,20 +46,16 @@ from eblvm_eval.fid import (
     save_stats,
 )
 from eblvm_eval.fisher import (
-    F3_LEVELS,
     Critic,
     FisherEstimate,
-    FisherRow,
     LearnedFisher,
     critic_objective,
     fisher_divergence,
     fitted_vaes_score,
-    format_fisher_table,
     grbm_negative_elbo,
     learned_fisher_divergence,
     perturbed_grbm,
     rademacher,
-    run_fisher_experiment,
 )
 from eblvm_eval.gibbs import (
     GibbsKernel,
@@ -90,7 +84,6 @@ from eblvm_eval.samplers import (
 )
 
 __all__ = [
-    "F3_LEVELS",
     "GAUSSIAN_NOISE_LEVELS",
     "GRBM_NOISE_LEVELS",
     "INCEPTION_WEIGHTS_NAME",
@@ -107,7 +100,6 @@ __all__ = [
     "Critic",
     "FeatureStats",
     "FisherEstimate",
-    "FisherRow",
     "FreeEnergyModel",
     "GRBMConditionals",
     "GRBMParameters",
@@ -137,7 +129,6 @@ __all__ = [
     "fisher_divergence",
     "fit_bias_slopes",
     "fitted_vaes_score",
-    "format_fisher_table",
     "frechet_distance",
     "gaussian_bias_sweep",
     "gaussian_fisher",
@@ -163,11 +154,8 @@ __all__ = [
     "log_likelihood",
     "perturbed_grbm",
     "rademacher",
-    "run_bias_experiment",
-    "run_fisher_experiment",
     "save_image_grid",
     "save_stats",
     "score_jacobian",
-    "write_bias_report",
 ]
 __version__ = "0.3.0"

@@ -1,34 +1,42 @@
-"""Train and evaluate energy-based latent variable models: the trainers (GRBMs; deep
-EBLVMs and EBMs on images, on one process or data-parallel), the paper's experiments
-as presets, and the ``eblvm`` command."""
+"""Train and evaluate energy-based latent variable models: one training loop for every
+model family (GRBMs; deep EBLVMs and EBMs on images), a training step composed of the
+libraries' parts, stacks of runs compiled into one step, the paper's experiments as
+presets, and the ``eblvm`` command."""
 
-from eblvm.compare import compare
-from eblvm.config import TrainConfig, apply_overrides
-from eblvm.image_config import ImageTrainConfig
-from eblvm.image_presets import IMAGE_PRESETS, get_image_preset
-from eblvm.image_training import train_images
-from eblvm.presets import PRESETS, get_preset
-from eblvm.runs import RunMismatch, TrainingDiverged
-from eblvm.sampling import fid_of_run, load_run, reference_stats, sample_images, sample_run
-from eblvm.training import train
+from eblvm.custom import ModelTask
+from eblvm.experiments.compare import compare
+from eblvm.loop import RunView, Task, train, train_stack
+from eblvm.parts import Model
+from eblvm.presets import PRESETS, get_preset, task_for
+from eblvm.runs import (
+    CheckpointError,
+    RunError,
+    RunLocked,
+    RunMismatch,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
+from eblvm.settings import Settings, SettingsError, apply_overrides
 
 __all__ = [
-    "IMAGE_PRESETS",
     "PRESETS",
-    "ImageTrainConfig",
+    "CheckpointError",
+    "Model",
+    "ModelTask",
+    "RunError",
+    "RunLocked",
     "RunMismatch",
-    "TrainConfig",
+    "RunView",
+    "Settings",
+    "SettingsError",
+    "Task",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "apply_overrides",
     "compare",
-    "fid_of_run",
-    "get_image_preset",
     "get_preset",
-    "load_run",
-    "reference_stats",
-    "sample_images",
-    "sample_run",
+    "task_for",
     "train",
-    "train_images",
+    "train_stack",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

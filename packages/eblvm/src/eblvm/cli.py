@@ -1,9 +1,11 @@
-"""The ``eblvm`` command: list presets, train one, compare several, sample and score
-image runs, compute a data set's FID reference statistics.
+"""The ``eblvm`` command: list and show presets, train one, compare several, plot a
+run, sample and score image runs, compute a data set's FID reference statistics, run
+the appendix experiments.
 
 Each subcommand is a pair of functions: ``_add_<name>(commands)`` declares its
-arguments and names ``_<name>(args) -> exit status`` as its handler; ``SUBCOMMANDS``
-lists the first of each pair.
+arguments and names ``_<name>(args) -> exit status`` as its handler. Every expected
+failure ends with one line on stderr and a non-zero status (2: bad input, 1: a run
+that diverged, 130: interrupted); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,36 +14,25 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import distributed as dist
 
-from eblvm.compare import compare, format_table
-from eblvm.config import TrainConfig, apply_overrides
-from eblvm.image_config import IMAGE_DATASETS, ImageTrainConfig
-from eblvm.image_presets import IMAGE_PRESETS
-from eblvm.image_training import train_images
-from eblvm.presets import PRESETS, get_preset
-from eblvm.runs import RunMismatch, TrainingDiverged
-from eblvm.sampling import fid_of_run, reference_stats, sample_run
-from eblvm.training import train
-from eblvm_eval.bias import fit_bias_slopes, run_bias_experiment
-from eblvm_eval.fisher import format_fisher_table, run_fisher_experiment
+from eblvm.images.presets import IMAGE_PRESETS
+from eblvm.presets import PRESETS, get_preset, task_for
+from eblvm.runs import RunError, TrainingDiverged, TrainingInterrupted
+from eblvm.settings import (
+    ALIASES,
+    IMAGE_DATASETS,
+    Settings,
+    SettingsError,
+    apply_overrides,
+    parse_value,
+)
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _preset(name: str) -> TrainConfig | ImageTrainConfig:
-    """A GRBM or an image preset by name."""
-    if name in IMAGE_PRESETS:
-        return IMAGE_PRESETS[name]
-    if name in PRESETS:
-        return PRESETS[name]
-    raise ValueError(
-        f"unknown preset {name!r}; run `eblvm list` to see them: "
-        f"{', '.join([*PRESETS, *IMAGE_PRESETS])}"
-    )
 
 
 def _distributed() -> bool:
@@ -52,43 +43,99 @@ def _device(name: str | None) -> torch.device | None:
     return None if name is None else torch.device(name)
 
 
-# ----------------------------------------------------------------------------- list
+def _path(value: str) -> Path:
+    """A path argument: ``~`` expanded, the empty string refused."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a path must not be empty")
+    return Path(os.path.expanduser(value))
+
+
+def _positive(value: str) -> int:
+    number = int(parse_value(value, 0, "a count"))
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+_SHARED = argparse.ArgumentParser(add_help=False)
+_SHARED.add_argument(
+    "--threads",
+    type=_positive,
+    default=argparse.SUPPRESS,
+    help="CPU threads for torch (default 1: the models are small, and more threads "
+    "mostly add contention)",
+)
+
+
+def _settings_help() -> str:
+    names = [name for name, _ in Settings().items()]
+    return (
+        "settings (--set section.key=value; `eblvm show PRESET` prints a preset's values):\n  "
+        + "\n  ".join(names)
+        + "\nthe former flat names are aliases: "
+        + ", ".join(sorted(ALIASES))
+    )
+
+
+# ----------------------------------------------------------------------------- list, show
+
+
+def describe(name: str, settings: Settings) -> str:
+    """One aligned line: the preset, its data, method, and what matters for it."""
+    method = settings.method
+    if method.is_contrastive:
+        what = f"{method.name}-{method.cd_steps}"
+        details = f"h={settings.model.h_dim}"
+    else:
+        what = f"{method.name}-{settings.objective.name}"
+        latent = f"h={settings.model.h_dim} K={settings.posterior.steps}"
+        details = {
+            "vages": f"{latent} L={method.n_samples}",
+            "vaes": f"{latent} L={method.n_samples}",
+            "is": f"{latent} L={method.n_samples}",
+            "bism": f"{latent} N={method.n_unroll}",
+            "exact": "exact score" if settings.family == "grbm" else "deep EBM",
+        }[method.name]
+    return (
+        f"{name:28} {settings.data.dataset:13} {what:12} {details:22} "
+        f"iterations={settings.cadence.iterations}"
+    )
 
 
 def _add_list(commands: Any) -> None:
-    parser = commands.add_parser("list", help="list the presets (GRBM and image)")
+    parser = commands.add_parser("list", parents=[_SHARED], help="list the presets")
     parser.set_defaults(handler=_list)
-
-
-def _describe(name: str, config: TrainConfig) -> str:
-    return (
-        f"{name:28s} {config.dataset:12s} {config.method}-{config.objective:5s} "
-        f"h={config.h_dim} L={config.n_samples} K={config.posterior_steps} "
-        f"iterations={config.iterations}"
-    )
-
-
-def _describe_image(name: str, config: ImageTrainConfig) -> str:
-    latent = f"h={config.h_dim} K={config.posterior_steps} "
-    estimator = {
-        "vages": f"{latent}L={config.n_samples} ",
-        "bism": f"{latent}N={config.n_unroll} ",
-        "ebm": "",
-    }
-    shape = f"{config.channels}x{config.image_size}x{config.image_size}"
-    return (
-        f"{name:28s} {config.dataset:12s} {config.method + '-mdsm':10s} {shape:9s} "
-        f"k={config.blocks_per_stage} {estimator[config.method]}iterations={config.iterations}"
-    )
 
 
 def _list(args: argparse.Namespace) -> int:
     print("GRBM presets:")
-    for name, config in PRESETS.items():
-        print(_describe(name, config))
-    print("\nimage presets (deep EBLVM and EBM, MDSM):")
-    for name, image_config in IMAGE_PRESETS.items():
-        print(_describe_image(name, image_config))
+    for name, settings in PRESETS.items():
+        if name not in IMAGE_PRESETS:
+            print(describe(name, settings))
+    print("\nimage presets (deep EBLVM and EBM):")
+    for name, settings in IMAGE_PRESETS.items():
+        print(describe(name, settings))
+    return 0
+
+
+def _add_show(commands: Any) -> None:
+    parser = commands.add_parser(
+        "show",
+        parents=[_SHARED],
+        help="print every setting of a preset (after --set)",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("preset")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = apply_overrides(get_preset(args.preset), args.set)
+    width = max(len(name) for name, _ in settings.items())
+    for name, value in settings.items():
+        print(f"{name:{width}}  {value!r}")
     return 0
 
 
@@ -96,103 +143,158 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _add_train(commands: Any) -> None:
-    parser = commands.add_parser("train", help="train one preset (GRBM or image)")
+    parser = commands.add_parser(
+        "train",
+        parents=[_SHARED],
+        help="train one preset (GRBM or image)",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("preset")
-    parser.add_argument("--out", required=True, help="run folder (resumed if it exists)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--out", required=True, type=_path, help="run folder (resumed if it holds the run)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change a setting"
+    )
+    parser.add_argument(
+        "--init-from",
+        type=_path,
+        metavar="RUN_DIR",
+        help="start from the weights of another run of the same model (e.g. a diverged one)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = apply_overrides(_preset(args.preset), args.set)
-    if isinstance(config, ImageTrainConfig):
-        return _train_image_preset(config, args)
-    return _train_grbm_preset(config, args)
+    from eblvm.loop import train
 
-
-def _train_image_preset(config: ImageTrainConfig, args: argparse.Namespace) -> int:
-    summary = train_images(config, args.out, progress=not args.no_progress)
+    settings = apply_overrides(get_preset(args.preset), args.set)
+    summary = train(
+        task_for(settings),
+        settings,
+        args.out,
+        progress=not args.no_progress,
+        init_from=args.init_from,
+    )
     if _distributed() and dist.get_rank() != 0:
         return 0  # rank 0 reports for every process
-    selection = summary["checkpoint_selection"]
-    chosen = (
-        f"best FID {selection['best_fid']:.2f} at iteration {selection['best_iteration']}"
-        if selection["by"] == "fid"
-        else selection["reason"]
-    )
-    print(
-        f"MDSM loss {summary['loss']:.6g} after {summary['iterations']} iterations "
-        f"in {summary['seconds']:.1f} s on {summary['processes']} process(es); {chosen}; "
-        f"summary: {args.out}/summary.json"
-    )
+    print(_report(summary, args.out))
     return 0
 
 
-def _train_grbm_preset(config: TrainConfig, args: argparse.Namespace) -> int:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError(
-            f"{args.preset} is a GRBM preset, which trains on one process; run it without "
-            "torchrun (only the image presets train data-parallel)"
+def _report(summary: dict[str, Any], out: Path) -> str:
+    timing = f"{summary['iterations']} iterations in {summary['seconds']:.1f} s"
+    if summary.get("compiled"):
+        timing += f" (compiled in {summary['compile_seconds']:.1f} s)"
+    if "test_log_likelihood" in summary:
+        line = (
+            f"test log-likelihood {summary['test_log_likelihood']:.4f} (log Z by "
+            f"{summary['log_z_method']}) after {timing}"
         )
-    summary = train(config, args.out, progress=not args.no_progress)
-    print(
-        f"test log-likelihood {summary['test_log_likelihood']:.4f} "
-        f"(log Z by {summary['log_z_method']}) after {summary['iterations']} iterations "
-        f"in {summary['seconds']:.1f} s; summary: {args.out}/summary.json"
-    )
+    else:
+        selection = summary.get("checkpoint_selection", {})
+        chosen = (
+            f"best FID {selection['best_fid']:.2f} at iteration {selection['best_iteration']}"
+            if selection.get("by") == "fid" and selection.get("best_fid") is not None
+            else selection.get("reason", "")
+        )
+        loss = summary.get("loss")
+        line = f"loss {loss:.6g} after {timing}" if loss is not None else f"after {timing}"
+        line += f" on {summary['processes']} process(es); {chosen}"
+    line += f"; summary: {out / 'summary.json'}"
     if "density_plot" in summary:
-        print(f"density plot: {summary['density_plot']}")
-    return 0
+        line += f"\ndensity plot: {summary['density_plot']}"
+    return line
 
 
 # ----------------------------------------------------------------------------- compare
 
 
 def _add_compare(commands: Any) -> None:
-    parser = commands.add_parser("compare", help="compare GRBM presets over seeds")
+    parser = commands.add_parser(
+        "compare",
+        parents=[_SHARED],
+        help="compare presets over seeds (runs of one shape train as one stack)",
+    )
     parser.add_argument("presets", nargs="+")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    parser.add_argument("--out", required=True, type=_path)
+    parser.add_argument("--seeds", type=_positive, default=3, help="number of seeds (0..n-1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--sweep",
         metavar="KEY=V1,V2,...",
         help="also vary one setting: each preset runs once per value",
     )
+    parser.add_argument("--jobs", type=_positive, default=1, help="stacks trained in parallel")
+    parser.add_argument(
+        "--no-stack", action="store_true", help="train every run alone (no stacking)"
+    )
+    parser.add_argument(
+        "--x-axis", choices=("iteration", "seconds"), default="iteration", help="the plot's x-axis"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_compare)
 
 
-def _compare_configs(args: argparse.Namespace) -> dict[str, TrainConfig]:
-    for name in args.presets:
-        if name in IMAGE_PRESETS:
-            raise ValueError(
-                f"compare works on the GRBM presets only; {name!r} is an image preset: "
-                "train it with `eblvm train`"
-            )
-    configs = {name: apply_overrides(get_preset(name), args.set) for name in args.presets}
-    if not args.sweep:
+def sweep_configs(
+    presets: Sequence[str], assignments: list[str], sweep: str | None
+) -> dict[str, Settings]:
+    """Each preset with the assignments, once per value of the swept setting."""
+    configs = {name: apply_overrides(get_preset(name), assignments) for name in presets}
+    if not sweep:
         return configs
-    key, sep, values = args.sweep.partition("=")
-    if not sep or not values:
-        raise ValueError(f"--sweep expects KEY=V1,V2,..., got {args.sweep!r}")
-    return {
-        f"{name}-{key}={value}": apply_overrides(config, [f"{key}={value}"])
-        for name, config in configs.items()
-        for value in values.split(",")
-    }
+    key, sep, values = sweep.partition("=")
+    if not sep or not values or "/" in values:
+        raise SettingsError(f"--sweep expects KEY=V1,V2,... (no '/'), got {sweep!r}")
+    swept = {}
+    for name, settings in configs.items():
+        for value in values.split(","):
+            if not value or value in (".", "..") or os.sep in value:
+                raise SettingsError(f"--sweep value {value!r} cannot name a run folder")
+            swept[f"{name}-{key}={value}"] = apply_overrides(settings, [f"{key}={value}"])
+    return swept
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from eblvm.experiments.compare import compare, format_table
+
+    configs = sweep_configs(args.presets, args.set, args.sweep)
     rows = compare(
-        _compare_configs(args),
+        configs,
         args.out,
         seeds=list(range(args.seeds)),
         progress=not args.no_progress,
+        stack=not args.no_stack,
+        jobs=args.jobs,
+        x_axis=args.x_axis,
     )
     print(format_table(rows), end="")
-    print(f"plot: {args.out}/comparison.png")
+    print(f"plot: {args.out / 'comparison.png'}")
+    failures = sum(len(row["failures"]) for row in rows)
+    if failures:
+        print(f"eblvm: {failures} run(s) diverged (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def _add_plot(commands: Any) -> None:
+    parser = commands.add_parser(
+        "plot", parents=[_SHARED], help="draw a run's loss and evaluation curves (PNG)"
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path)
+    parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/curves.png)")
+    parser.set_defaults(handler=_plot)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from eblvm.plots import plot_run
+
+    print(f"curves: {plot_run(args.run_dir, args.out)}")
     return 0
 
 
@@ -201,13 +303,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--weights", help="Inception weights file (default: the EBLVM_FID_WEIGHTS variable)"
+        "--weights",
+        type=_path,
+        help="Inception weights file (default: the EBLVM_FID_WEIGHTS variable)",
     )
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="folder of an image run")
-    parser.add_argument("--n", type=int, default=n, help=f"number of samples (default {n})")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of an image run")
+    parser.add_argument("--n", type=_positive, default=n, help=f"number of samples (default {n})")
     parser.add_argument(
         "--steps",
         type=int,
@@ -219,18 +323,23 @@ def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--data-root", help="where the run's data set is (default: the run's)")
+    parser.add_argument(
+        "--raw", action="store_true", help="the model itself instead of its moving average"
+    )
 
 
 def _add_sample(commands: Any) -> None:
     parser = commands.add_parser(
-        "sample", help="sample an image run (annealed Langevin) into samples.png"
+        "sample", parents=[_SHARED], help="sample an image run (annealed Langevin) into a PNG grid"
     )
     _add_sampling_options(parser, n=64)
-    parser.add_argument("--out", help="PNG path (default: RUN_DIR/samples.png)")
+    parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/samples.png)")
     parser.set_defaults(handler=_sample)
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from eblvm.images.sampling import sample_run
+
     path = sample_run(
         args.run_dir,
         n=args.n,
@@ -240,22 +349,25 @@ def _sample(args: argparse.Namespace) -> int:
         out=args.out,
         device=_device(args.device),
         data_root=args.data_root,
+        raw=args.raw,
     )
     print(f"{args.n} samples: {path}")
     return 0
 
 
 def _add_fid(commands: Any) -> None:
-    parser = commands.add_parser("fid", help="FID of an image run's samples")
+    parser = commands.add_parser("fid", parents=[_SHARED], help="FID of an image run's samples")
     _add_sampling_options(parser, n=5000)
     parser.add_argument(
-        "--stats", required=True, help="reference statistics (.npz, e.g. from fid-stats)"
+        "--stats", required=True, type=_path, help="reference statistics (.npz, from fid-stats)"
     )
     _add_weights_option(parser)
     parser.set_defaults(handler=_fid)
 
 
 def _fid(args: argparse.Namespace) -> int:
+    from eblvm.images.sampling import fid_of_run
+
     record = fid_of_run(
         args.run_dir,
         args.stats,
@@ -266,6 +378,7 @@ def _fid(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=_device(args.device),
         data_root=args.data_root,
+        raw=args.raw,
     )
     print(f"FID {record['fid']:.3f} on {record['n']} samples; written to {args.run_dir}/fid.json")
     return 0
@@ -274,11 +387,12 @@ def _fid(args: argparse.Namespace) -> int:
 def _add_fid_stats(commands: Any) -> None:
     parser = commands.add_parser(
         "fid-stats",
+        parents=[_SHARED],
         help="Inception statistics of a data set: the reference (.npz) of fid and of FID "
-        "checkpoint selection",
+        "evaluation",
     )
     parser.add_argument("dataset", metavar="DATASET", help=", ".join(IMAGE_DATASETS))
-    parser.add_argument("--out", required=True, help="statistics file (.npz)")
+    parser.add_argument("--out", required=True, type=_path, help="statistics file (.npz)")
     parser.add_argument(
         "--split",
         default="train",
@@ -294,6 +408,8 @@ def _add_fid_stats(commands: Any) -> None:
 
 
 def _fid_stats(args: argparse.Namespace) -> int:
+    from eblvm.images.sampling import reference_stats
+
     stats = reference_stats(
         args.dataset,
         args.out,
@@ -317,19 +433,22 @@ def _fid_stats(args: argparse.Namespace) -> int:
 def _add_validate_theorems(commands: Any) -> None:
     parser = commands.add_parser(
         "validate-theorems",
+        parents=[_SHARED],
         help="bias of VaES and VaGES against the posterior divergence (appendix F.4)",
     )
-    parser.add_argument("--out", required=True, help="folder for bias.json and bias.png")
+    parser.add_argument("--out", required=True, type=_path, help="folder for bias.json/.png")
     parser.add_argument("--quick", action="store_true", help="a smaller sweep (h dim <= 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=_validate_theorems)
 
 
 def _validate_theorems(args: argparse.Namespace) -> int:
+    from eblvm.experiments.bias import run_bias_experiment
+    from eblvm_eval import fit_bias_slopes
+
     rows = run_bias_experiment(args.out, quick=args.quick, seed=args.seed)
-    fits = fit_bias_slopes(rows)
     print(f"{len(rows)} rows written to {args.out}/bias.json; plot: {args.out}/bias.png")
-    for fit in fits:
+    for fit in fit_bias_slopes(rows):
         print(
             f"{fit.model:10s} {fit.divergence_name:7s} {fit.estimator:6s} "
             f"log-log slope of bias against sqrt(divergence): {fit.slope:.3f}, "
@@ -341,9 +460,10 @@ def _validate_theorems(args: argparse.Namespace) -> int:
 def _add_fisher_experiment(commands: Any) -> None:
     parser = commands.add_parser(
         "fisher-experiment",
+        parents=[_SHARED],
         help="learned against exact Fisher divergence of perturbed GRBMs (appendix F.3)",
     )
-    parser.add_argument("--out", required=True, help="folder for fisher.json/.md/.png")
+    parser.add_argument("--out", required=True, type=_path, help="folder for fisher.json/.md/.png")
     parser.add_argument("--quick", action="store_true", help="small dimensions, short training")
     parser.add_argument("--dims", type=int, nargs="+", help="data dimensions (default 200 500)")
     parser.add_argument("--seed", type=int, default=0)
@@ -351,6 +471,8 @@ def _add_fisher_experiment(commands: Any) -> None:
 
 
 def _fisher_experiment(args: argparse.Namespace) -> int:
+    from eblvm.experiments.fisher import format_fisher_table, run_fisher_experiment
+
     rows = run_fisher_experiment(args.out, quick=args.quick, seed=args.seed, dims=args.dims)
     print(format_fisher_table(rows).rstrip("\n"))
     print(f"plot: {args.out}/fisher.png")
@@ -362,8 +484,10 @@ def _fisher_experiment(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_list,
+    _add_show,
     _add_train,
     _add_compare,
+    _add_plot,
     _add_sample,
     _add_fid,
     _add_fid_stats,
@@ -372,44 +496,42 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
         prog="eblvm",
         description="Train and evaluate energy-based latent variable models (VaGES and baselines).",
+        parents=[_SHARED],
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads for torch (default 1: the models are small, and more threads "
-        "mostly add contention)",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(commands)
-    return parser
+    return top
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    args = parser().parse_args(argv)
+    torch.set_num_threads(getattr(args, "threads", 1))
     handler: Handler = args.handler
     return handler(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; bad input and diverged runs end with a message, not a traceback."""
+    """Entry point: expected failures end with one line and a non-zero status."""
     try:
         return run(argv)
+    except BrokenPipeError:  # the reader of our output went away (`eblvm list | head`)
+        sys.stderr.close()
+        return 0
+    except TrainingInterrupted as error:
+        print(f"eblvm: {error}", file=sys.stderr)
+        return 130
     except TrainingDiverged as error:
         print(f"eblvm: {error}", file=sys.stderr)
         return 1
     except FloatingPointError as error:
         print(f"eblvm: sampling failed: {error}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError, RunMismatch) as error:
+    except (RunError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"eblvm: error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch import distributed as dist
 
 CPU = torch.device("cpu")
@@ -40,31 +40,33 @@ class Ranks:
         dist.all_reduce(total)
         return total / self.world
 
-    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
-        """Replace each ``.grad`` by its average over the processes (one all-reduce).
-
-        Parameters without a gradient (those the loss does not reach, the same on every
-        process, as they all run the same model) are left without one.
-        """
-        if self.world == 1:
-            return
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
+    def average(self, tensors: list[Tensor]) -> list[Tensor]:
+        """The average of each tensor over the processes (one all-reduce for all of them;
+        the tensors themselves when alone)."""
+        if self.world == 1 or not tensors:
+            return tensors
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
         dist.all_reduce(flat)
         flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        return [
+            part.view_as(t)
+            for part, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)
+        ]
 
-    def broadcast_parameters(self, module: nn.Module) -> None:
-        """Make every process hold rank 0's parameters and buffers."""
+    def broadcast(self, tensors: list[Tensor]) -> None:
+        """Make every process hold rank 0's values of ``tensors`` (in place)."""
         if self.world == 1:
             return
-        for tensor in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every process (``obj`` itself when alone)."""
+        if self.world == 1:
+            return obj
+        holder = [obj if self.is_main else None]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (a list of one when alone)."""

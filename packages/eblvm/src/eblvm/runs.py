@@ -1,179 +1,282 @@
-"""The run folder shared by every trainer: atomic files, metrics, checkpoints, resumption.
+"""The run folder: its files, written atomically and safely, read back safely.
 
-A run lives in one folder holding ``config.json`` (the settings), ``metrics.jsonl``
-(one JSON line per evaluation), ``checkpoint.pt`` (everything needed to continue,
-written atomically) and ``summary.json`` (the final numbers). Running again with
-the same settings continues from the checkpoint; other settings are refused.
+A run lives in one folder::
+
+    config.json          the settings (Settings.to_dict)
+    run.json             how it was made: versions, device, command line, git commit
+    metrics.jsonl        one JSON line per logged or evaluated iteration
+    checkpoint.pt        everything needed to continue, tensors and plain values only
+    checkpoint.prev.pt   the checkpoint before it, kept in case the newest is damaged
+    best.pt              the selected model (by validation log-likelihood or FID)
+    summary.json         the final numbers
+    run.lock             held by the one process that writes the folder
+
+Every file is written to a temporary file beside it, flushed to disk and renamed, so
+that a reader (or a crash) sees the old or the new file, never half of one; files get
+the permissions of the user's umask. Checkpoints load with ``weights_only=True`` and
+carry a hash of their content: a damaged or crafted file is refused with one line
+naming it and what is wrong, never unpickled into code or trained on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
+PROVENANCE = "run.json"
 METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+BEST = "best.pt"
 SUMMARY = "summary.json"
+LOCK = "run.lock"
+_TEMPORARY = ".tmp-"
+FORMAT = 2
 
 
-class TrainingDiverged(RuntimeError):
-    """A non-finite loss or parameter stopped the run; the last good checkpoint is kept."""
+class RunError(Exception):
+    """An expected failure of a run: the message is one line for the user."""
 
-    def __init__(
-        self,
-        iteration: int,
-        value: float,
-        checkpoint: Path | None,
-        reason: str | None = None,
-    ) -> None:
+
+class RunMismatch(RunError, ValueError):
+    """The folder holds a run with other settings, or more iterations than asked for."""
+
+
+class RunLocked(RunError):
+    """Another process is writing the run folder."""
+
+
+class CheckpointError(RunError, ValueError):
+    """A checkpoint or best.pt that cannot be trusted: damaged, crafted or of another run."""
+
+
+class TrainingDiverged(RunError, RuntimeError):
+    """A non-finite or runaway loss or evaluation stopped the run; the last good
+    checkpoint is kept."""
+
+    def __init__(self, iteration: int, reason: str, checkpoint: Path | None) -> None:
         kept = f"; last good checkpoint: {checkpoint}" if checkpoint else ""
-        what = reason if reason is not None else f"loss = {value}"
-        super().__init__(f"training diverged at iteration {iteration}: {what}{kept}")
+        super().__init__(f"training diverged at iteration {iteration}: {reason}{kept}")
         self.iteration = iteration
-        self.value = value
+        self.reason = reason
         self.checkpoint = checkpoint
 
 
-class RunMismatch(ValueError):
-    """The output folder holds a checkpoint of a run with other settings."""
+class TrainingInterrupted(RunError):
+    """SIGINT or SIGTERM: the runs were checkpointed at the current iteration."""
+
+    def __init__(self, iteration: int, folders: list[Path]) -> None:
+        where = ", ".join(str(f / CHECKPOINT) for f in folders)
+        super().__init__(
+            f"interrupted at iteration {iteration}; checkpoint written to {where}: run the "
+            "same command again to resume"
+        )
+        self.iteration = iteration
 
 
-class RunSettings(Protocol):
-    """What a run folder needs of a configuration record."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    def fingerprint(self) -> str: ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same file system) with the umask's permissions,
+    removed unless renamed into place."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TEMPORARY}")
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_folder(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` so that a reader sees the old or the new file."""
+    with _temporary_beside(path) as tmp:
+        tmp.write_bytes(data)
+        _replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
-class BatchStream:
-    """Shuffled epochs of minibatch indices drawn from one generator; its position is state."""
+def content_hash(record: Any) -> str:
+    """SHA-256 of a record of tensors and plain values: keys, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
-        if batch_size > n:
-            raise ValueError(f"batch_size {batch_size} exceeds the {n} training points")
-        self.n = n
-        self.batch_size = batch_size
-        self.generator = generator
-        self.order = torch.randperm(n, generator=generator)
-        self.cursor = 0
+    def visit(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name in sorted(value):
+                visit(value[name], f"{key}/{name}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                visit(item, f"{key}/{i}")
+        elif isinstance(value, Tensor):
+            flat = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{key}:{flat.dtype}:{tuple(value.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(f"{key}={value!r}".encode())
 
-    def __iter__(self) -> Iterator[Tensor]:
+    visit(record, "")
+    return digest.hexdigest()
+
+
+def save_checkpoint(record: dict[str, Any], path: Path, *, keep_previous: bool = True) -> None:
+    """``torch.save`` of ``record`` (tensors and plain values) with its content hash, to
+    ``path`` atomically; the file it replaces becomes ``checkpoint.prev.pt``."""
+    with _temporary_beside(path) as tmp:
+        torch.save({**record, "hash": content_hash(record)}, tmp)
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
+        _replace(tmp, path)
+
+
+def load_checkpoint(path: Path, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The record saved by :func:`save_checkpoint`, checked: it must load with
+    ``weights_only=True``, hold the ``required`` keys and match its content hash.
+    Raises CheckpointError naming the file and what is wrong."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else repr(error)
+        raise CheckpointError(f"{path} cannot be read safely: {reason}") from None
+    except Exception as error:
+        raise CheckpointError(f"{path} is damaged: {type(error).__name__}: {error}") from None
+    if not isinstance(record, dict) or "hash" not in record:
+        raise CheckpointError(f"{path} is not a checkpoint of this toolkit (no content hash)")
+    stored = record.pop("hash")
+    if stored != content_hash(record):
+        raise CheckpointError(f"{path} is damaged: its content does not match its hash")
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: not a checkpoint of a run")
+    return record
+
+
+def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows of ``metrics.jsonl`` (those up to iteration ``up_to`` if given) and a
+    note when a partial last line (a crash while writing) was dropped. A damaged line
+    before the last raises RunError naming the file and the line."""
+    if not path.exists():
+        return [], None
+    lines = path.read_text().splitlines()
+    rows, note = [], None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("iteration"), int):
+                raise ValueError("not a metrics row")
+        except ValueError as error:
+            if number == len(lines):
+                note = f"dropped the partial last line {number} of {path}"
+                break
+            raise RunError(f"{path} line {number} is damaged ({error}); fix or remove it") from None
+        if up_to is None or row["iteration"] <= up_to:
+            rows.append(row)
+    return rows, note
+
+
+class RunFolder:
+    """One run's folder, held by one process: a context manager that takes the lock
+    (another live writer is refused; the lock dies with its process) and removes
+    temporary files that a killed process left behind."""
+
+    def __init__(self, out: Path) -> None:
+        if str(out) == "":
+            raise ValueError("the run folder must be a path, got an empty string")
+        self.out = Path(os.path.expanduser(str(out)))
+        self._lock: int | None = None
+
+    def __enter__(self) -> RunFolder:
+        if self.out.exists() and not self.out.is_dir():
+            raise RunError(f"{self.out} exists and is not a folder: choose another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = os.pread(lock, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(lock)
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunLocked(
+                    f"{self.out} is in use by process {holder} (lock {self.out / LOCK}); "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            raise
+        os.ftruncate(lock, 0)
+        os.pwrite(lock, f"{os.getpid()}\n".encode(), 0)
+        self._lock = lock
+        for stale in self.out.glob(f".*{_TEMPORARY}*"):
+            stale.unlink(missing_ok=True)
         return self
 
-    def __next__(self) -> Tensor:
-        if self.cursor + self.batch_size > self.n:
-            self.order = torch.randperm(self.n, generator=self.generator)
-            self.cursor = 0
-        batch = self.order[self.cursor : self.cursor + self.batch_size]
-        self.cursor += self.batch_size
-        return batch
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            os.ftruncate(self._lock, 0)
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"order": self.order, "cursor": self.cursor}
+    def path(self, name: str) -> Path:
+        return self.out / name
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.order = state["order"]
-        self.cursor = state["cursor"]
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with self.path(METRICS).open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
-
-def read_metrics(path: Path, up_to: int | None = None) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl`` file, those up to iteration ``up_to`` if given."""
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if up_to is None or row["iteration"] <= up_to]
-
-
-def append_metrics(out: Path, row: dict[str, Any]) -> None:
-    with (out / METRICS).open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
-
-
-def open_run(
-    out: Path, config: RunSettings, *, write: bool = True
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Prepare ``out`` for ``config``: returns the checkpoint to continue from (None for a
-    fresh run) and the metrics rows up to it.
-
-    A checkpoint of other settings raises RunMismatch. With ``write`` (one writer per
-    run), ``config.json`` is written and ``metrics.jsonl`` cut back to the checkpoint,
-    so that a resumed run's metrics read like an uninterrupted one's.
-    """
-    if write:
-        out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / CHECKPOINT
-    state = None
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
-        if state["fingerprint"] != config.fingerprint():
-            raise RunMismatch(
-                f"{out} holds a checkpoint of a run with other settings "
-                f"(see {out / CONFIG}); choose another --out"
-            )
-    iteration = state["iteration"] if state is not None else 0
-    metrics = read_metrics(out / METRICS, iteration)
-    if write:
-        write_json(out / CONFIG, config.to_dict())
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         atomic_write_bytes(
-            out / METRICS, "".join(json.dumps(row) + "\n" for row in metrics).encode()
+            self.path(METRICS), "".join(json.dumps(row) + "\n" for row in rows).encode()
         )
-    return state, metrics
 
-
-def kept_checkpoint(out: Path) -> Path | None:
-    """The run's checkpoint path if there is one."""
-    path = out / CHECKPOINT
-    return path if path.exists() else None
-
-
-def guarded_step(step: Callable[[], float], iteration: int, out: Path) -> float:
-    """Run one training step; a FloatingPointError (a non-finite loss or parameter) becomes
-    TrainingDiverged naming ``iteration`` and the last good checkpoint."""
-    try:
-        return step()
-    except FloatingPointError as error:
-        detail = error.args[0] if error.args else float("nan")
-        if isinstance(detail, (int, float)):
-            raise TrainingDiverged(iteration, float(detail), kept_checkpoint(out)) from None
-        raise TrainingDiverged(
-            iteration, float("nan"), kept_checkpoint(out), reason=str(detail)
-        ) from None
+    def damaged_checkpoint_hint(self) -> str:
+        """What to do when checkpoint.pt is damaged: resume from the previous one."""
+        previous = self.path(PREVIOUS)
+        try:
+            kept = load_checkpoint(previous, required=("iteration",))
+        except (FileNotFoundError, CheckpointError):
+            return "no intact previous checkpoint is kept: start again in another --out"
+        return (
+            f"the previous checkpoint {previous} (iteration {kept['iteration']}) is intact: "
+            f"`mv {previous} {self.path(CHECKPOINT)}` resumes from it"
+        )

@@ -115,8 +115,9 @@ class FusedPosterior(Protocol):
 
 
 class PosteriorLoss(Protocol):
-    """A divergence of q from p(h | v) whose φ-gradient fits q: KL or Fisher (the batch
-    mean; ``kl_loss`` and ``fisher_loss`` also take ``reduction="none"``)."""
+    """A divergence of q from p(h | v) whose φ-gradient fits q: KL or Fisher, the batch
+    mean (``kl_loss`` and ``fisher_loss`` also take injected ``noise`` and
+    ``reduction="none"``)."""
 
     def __call__(
         self,
@@ -126,7 +127,6 @@ class PosteriorLoss(Protocol):
         *,
         n_samples: int = 1,
         generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
     ) -> Tensor: ...
 
 

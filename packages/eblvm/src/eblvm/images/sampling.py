@@ -1,15 +1,15 @@
-"""Samples and FID of image runs (annealed Langevin dynamics in v with h held fixed), and
-the reference statistics of a data set that the FID compares them with.
+"""Samples and FID of image runs, and the reference statistics the FID compares with.
 
-For a deep EBLVM, h is the posterior mean of a random training image and the chains
-follow s(v) = −∇_v E(v, h); for a deep EBM, s(v) = −∇_v E(v). The chains start from
-uniform noise, anneal from T = ``t_max`` to 0 and end with one denoising step
-v + σ0² s(v); the images are then clamped to [0, 1].
+Samples come from annealed Langevin dynamics in v with h held fixed: for a deep EBLVM
+h is the posterior mean of a random training image and the chains follow
+s(v) = −∇_v E(v, h); for a deep EBM, s(v) = −∇_v E(v). The chains start from uniform
+noise, anneal from T = ``t_max`` to 0 and end with one denoising step v + σ0² s(v);
+the images are then clamped to [0, 1]. A run's weights are read back with
+``weights_only=True`` and checked against its config.json's fingerprint.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -19,10 +19,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from eblvm.image_config import ImageTrainConfig
-from eblvm.image_data import Images, fetch, image_count, load_images
-from eblvm.image_presets import DATASET_PRESETS
-from eblvm.runs import CHECKPOINT, CONFIG, write_json
+from eblvm.functional import Params
+from eblvm.images.data import Images, fetch, image_count, load_images
+from eblvm.images.models import LatentEnergy, VisibleEnergy, build_model
+from eblvm.images.presets import DATASET_PRESETS
+from eblvm.runs import BEST, CHECKPOINT, CONFIG, CheckpointError, load_checkpoint, write_json
+from eblvm.settings import IMAGE_DATASETS, Settings
 from eblvm_eval.fid import (
     FeatureStats,
     compute_features,
@@ -34,51 +36,24 @@ from eblvm_eval.fid import (
 )
 from eblvm_eval.images import save_image_grid
 from eblvm_eval.samplers import annealed_langevin, annealing_schedule
-from ebm_models import ConvGaussianPosteriorNet, DeepEBLVM, DeepEBM
+from ebm_models import DeepEBLVM, DeepEBM
 from score_estimators import GaussianPosterior
 
-BEST = "best.pt"
 SAMPLES = "samples.png"
 FID = "fid.json"
 
 
-def build_networks(
-    config: ImageTrainConfig,
-) -> tuple[DeepEBLVM | DeepEBM, GaussianPosterior | None]:
-    """The model (a DeepEBLVM, or a DeepEBM for ``method="ebm"``) and its posterior,
-    initialised from torch's global generator."""
-    size = {"image_size": config.image_size}
-    if config.method == "ebm":
-        model = DeepEBM(
-            config.channels,
-            base_width=config.base_width,
-            blocks_per_stage=config.blocks_per_stage,
-            **size,
-        )
-        return model, None
-    eblvm = DeepEBLVM(
-        config.channels,
-        config.h_dim,
-        base_width=config.base_width,
-        blocks_per_stage=config.blocks_per_stage,
-        **size,
-    )
-    net = ConvGaussianPosteriorNet(
-        config.channels, config.h_dim, width=config.posterior_width, **size
-    )
-    return eblvm, GaussianPosterior(net)
-
-
-def schedule_of(config: ImageTrainConfig, steps: tuple[int, int, int] | None = None) -> Tensor:
+def schedule_of(settings: Settings, steps: tuple[int, int, int] | None = None) -> Tensor:
     """The annealing temperatures of the run's settings, or of ``steps`` = (hold, anneal,
     final) step counts at the run's t_max."""
+    sampling = settings.sampling
     hold, anneal, final = steps or (
-        config.sample_hold_steps,
-        config.sample_anneal_steps,
-        config.sample_final_steps,
+        sampling.hold_steps,
+        sampling.anneal_steps,
+        sampling.final_steps,
     )
     return annealing_schedule(
-        t_max=config.sample_t_max, hold_steps=hold, anneal_steps=anneal, final_steps=final
+        t_max=sampling.t_max, hold_steps=hold, anneal_steps=anneal, final_steps=final
     )
 
 
@@ -155,58 +130,131 @@ def sample_images(
     return torch.cat(chunks)
 
 
-class LoadedRun(NamedTuple):
-    """An image run read back: its settings, the EMA model and the posterior from
-    ``source`` (best.pt when FID selection wrote one, else checkpoint.pt), and the
-    iteration they are from."""
+def samples_of(
+    model: DeepEBLVM | DeepEBM,
+    posterior: GaussianPosterior | None,
+    settings: Settings,
+    images: Images,
+    n: int,
+    *,
+    generator: torch.Generator,
+    steps: tuple[int, int, int] | None = None,
+    step_size: float | None = None,
+) -> Tensor:
+    """n samples with the run's annealing settings (or ``steps`` and ``step_size``)."""
+    return sample_images(
+        model,
+        posterior,
+        images,
+        n,
+        schedule=schedule_of(settings, steps),
+        step_size=step_size or settings.sampling.step_size,
+        sigma0=settings.objective.sigma0,
+        generator=generator,
+    )
 
-    config: ImageTrainConfig
+
+def deep_model(energy: nn.Module) -> DeepEBLVM | DeepEBM:
+    """The deep model behind an image run's energy."""
+    if not isinstance(energy, (LatentEnergy, VisibleEnergy)):
+        raise TypeError(f"not an image run's energy: {type(energy).__name__}")
+    return energy.model
+
+
+class LoadedRun(NamedTuple):
+    """An image run read back: its settings, the model (EMA weights unless ``raw``) and
+    posterior from ``source`` (best.pt when selection wrote one, else checkpoint.pt),
+    and the iteration they are from."""
+
+    settings: Settings
     model: DeepEBLVM | DeepEBM
     posterior: GaussianPosterior | None
     source: Path
     iteration: int
 
 
-def read_image_config(run_dir: Path) -> ImageTrainConfig:
+def read_settings(run_dir: Path) -> Settings:
     """The settings of the image run in ``run_dir``."""
     path = run_dir / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a run folder")
-    settings = json.loads(path.read_text())
-    names = {field.name for field in dataclasses.fields(ImageTrainConfig)}
-    if set(settings) != names:
+    try:
+        settings = Settings.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} does not hold a run's settings: {error}") from None
+    if settings.data.dataset not in IMAGE_DATASETS:
         raise ValueError(
-            f"{run_dir} does not hold an image run (its {CONFIG} has other settings); "
-            "sample and fid work on runs of the image presets"
+            f"{run_dir} holds a {settings.data.dataset} run; sample and fid work on image runs"
         )
-    return ImageTrainConfig(**settings)
+    return settings
 
 
-def load_run(run_dir: str | os.PathLike[str], *, device: torch.device) -> LoadedRun:
-    """Read the image run in ``run_dir`` onto ``device``. Raises FileNotFoundError naming
-    the files looked for when the folder holds no weights."""
-    folder = Path(run_dir)
-    config = read_image_config(folder)
+def _weights(
+    record: dict[str, Any], source: Path, *, best: bool, raw: bool
+) -> tuple[Params, Params]:
+    """θ (the EMA unless ``raw``) and φ of a checkpoint or best.pt record."""
+    if best:
+        theta, phi = record.get("model" if raw else "ema"), record.get("posterior")
+    else:
+        state = record["state"]
+        extra = state.get("extra", {}) if isinstance(state, dict) else {}
+        theta = state.get("theta") if raw or "ema" not in extra else extra["ema"]
+        phi = state.get("phi")
+    if not isinstance(theta, dict) or not isinstance(phi, dict):
+        raise CheckpointError(f"{source} does not hold the model's weights")
+    return theta, phi
+
+
+def load_run(
+    run_dir: str | os.PathLike[str], *, device: torch.device, raw: bool = False
+) -> LoadedRun:
+    """Read the image run in ``run_dir`` onto ``device``: the EMA model (``raw``: the
+    model itself) and posterior. Raises FileNotFoundError naming the files looked for
+    when the folder holds no weights, CheckpointError when they are damaged or belong
+    to other settings than config.json's."""
+    folder = Path(os.path.expanduser(str(run_dir)))
+    settings = read_settings(folder)
     best, checkpoint = folder / BEST, folder / CHECKPOINT
     source = best if best.is_file() else checkpoint
     if not source.is_file():
         raise FileNotFoundError(
             f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
         )
-    state = torch.load(source, map_location="cpu", weights_only=False)
-    weights = state["ema"] if source == best else state["method"]["ema"]
-    posterior_state = state["posterior"] if source == best else state["method"].get("posterior")
-    model, posterior = build_networks(config)
-    model.load_state_dict(weights)
-    model.to(device).requires_grad_(False)
+    record = load_checkpoint(source, required=("fingerprint", "iteration"))
+    if record["fingerprint"] != settings.fingerprint():
+        raise CheckpointError(
+            f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
+        )
+    theta, phi = _weights(record, source, best=source == best, raw=raw)
+    model = build_model(settings)
+    try:
+        model.energy.load_state_dict(theta)
+        if model.posterior is not None:
+            model.posterior.load_state_dict(phi)
+    except RuntimeError as error:
+        raise CheckpointError(f"{source} holds weights of another model: {error}") from None
+    model.energy.to(device).requires_grad_(False)
+    posterior = model.posterior
     if posterior is not None:
-        posterior.load_state_dict(posterior_state)
         posterior.to(device).requires_grad_(False)
-    return LoadedRun(config, model, posterior, source, int(state["iteration"]))
+    assert posterior is None or isinstance(posterior, GaussianPosterior)
+    return LoadedRun(
+        settings, deep_model(model.energy), posterior, source, int(record["iteration"])
+    )
 
 
-def _default_device(device: torch.device | None) -> torch.device:
+def default_device(device: torch.device | None) -> torch.device:
     return device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _with_root(settings: Settings, data_root: str | None) -> Settings:
+    if data_root is None:
+        return settings
+    import dataclasses
+
+    return dataclasses.replace(
+        settings, data=dataclasses.replace(settings.data, data_root=data_root)
+    )
 
 
 def _run_samples(
@@ -219,17 +267,15 @@ def _run_samples(
     device: torch.device,
     data_root: str | None,
 ) -> Tensor:
-    """n images (n, C, S, S) sampled from a loaded run with its annealing settings, or
-    ``steps`` and ``step_size`` in their place; seeded by ``seed`` on ``device``."""
-    return sample_images(
+    return samples_of(
         run.model,
         run.posterior,
-        load_images(_with_root(run.config, data_root)),
+        run.settings,
+        load_images(_with_root(run.settings, data_root)),
         n,
-        schedule=schedule_of(run.config, steps),
-        step_size=step_size or run.config.sample_step_size,
-        sigma0=run.config.mdsm_sigma0,
         generator=torch.Generator(device).manual_seed(seed),
+        steps=steps,
+        step_size=step_size,
     )
 
 
@@ -243,23 +289,21 @@ def sample_run(
     out: str | os.PathLike[str] | None = None,
     device: torch.device | None = None,
     data_root: str | None = None,
+    raw: bool = False,
 ) -> Path:
-    """Sample n images from the run's EMA model and save them as a PNG grid (by default
-    ``run_dir/samples.png``). ``steps`` = (hold, anneal, final) and ``step_size``
-    replace the run's annealing settings (shorter schedules for CPU use). Returns the path.
-    """
-    device = _default_device(device)
-    run = load_run(run_dir, device=device)
+    """Sample n images from the run's EMA model (``raw``: the model itself) and save them
+    as a PNG grid (by default ``run_dir/samples.png``; another suffix is refused).
+    ``steps`` = (hold, anneal, final) and ``step_size`` replace the run's annealing
+    settings (shorter schedules for CPU use). Returns the path."""
+    path = Path(out) if out else Path(run_dir) / SAMPLES
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file (sample grids are PNG), got {str(path)!r}")
+    device = default_device(device)
+    run = load_run(run_dir, device=device, raw=raw)
     samples = _run_samples(
         run, n, steps=steps, step_size=step_size, seed=seed, device=device, data_root=data_root
     )
-    return save_image_grid(samples, Path(out) if out else Path(run_dir) / SAMPLES)
-
-
-def _with_root(config: ImageTrainConfig, data_root: str | None) -> ImageTrainConfig:
-    if data_root is None:
-        return config
-    return ImageTrainConfig(**{**config.to_dict(), "data_root": data_root})
+    return save_image_grid(samples, path)
 
 
 def inception_features(
@@ -282,15 +326,17 @@ def fid_of_run(
     seed: int = 0,
     device: torch.device | None = None,
     data_root: str | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """FID of n samples of the run against the reference statistics ``stats`` (.npz, e.g.
-    from eblvm_eval.fid.save_stats). ``weights``: the Inception weights file (default:
-    the EBLVM_FID_WEIGHTS variable). The statistics and the weights are checked before
-    sampling starts. Writes and returns ``run_dir/fid.json``'s record."""
-    device = _default_device(device)
+    """FID of n samples of the run (EMA model unless ``raw``) against the reference
+    statistics ``stats`` (.npz, e.g. from ``reference_stats``). ``weights``: the Inception
+    weights file (default: the EBLVM_FID_WEIGHTS variable). The statistics and the
+    weights are checked before sampling starts. Writes and returns ``run_dir/fid.json``'s
+    record."""
+    device = default_device(device)
     reference = load_stats(stats)
     inception = load_inception(weights)
-    run = load_run(run_dir, device=device)
+    run = load_run(run_dir, device=device, raw=raw)
     samples = _run_samples(
         run, n, steps=steps, step_size=step_size, seed=seed, device=device, data_root=data_root
     )
@@ -300,6 +346,7 @@ def fid_of_run(
         "n": n,
         "stats": str(stats),
         "weights_from": str(run.source),
+        "model": "raw" if raw else "ema",
         "iteration": run.iteration,
     }
     write_json(Path(run_dir) / FID, record)
@@ -324,17 +371,17 @@ def reference_stats(
     batch_size: int = 100,
 ) -> FeatureStats:
     """Inception statistics of a data set's images, the reference of ``fid_of_run`` and
-    of checkpoint selection by FID; written to ``out`` (.npz: ``mu`` (F,), ``sigma``
+    of FID evaluation in training; written to ``out`` (.npz: ``mu`` (F,), ``sigma``
     (F, F), ``count``) atomically, and returned.
 
-    ``dataset``: one of IMAGE_DATASETS, its images as its presets train on them (CelebA
-    64×64; random images those of the ``random-*`` presets), read from ``data_root``
-    (default ``data``). ``split``: ``train`` (train and validation splits together, the
-    images the presets train on) or ``test``, see ``load_images``. ``n``: the first n
-    images of the split in its fixed order (default all; at least 2). ``weights``: the
-    Inception weights file (default: the EBLVM_FID_WEIGHTS variable). Features are
-    computed ``batch_size`` images at a time on ``device`` (default: cuda when available).
-    The arguments, the weights and the data are checked before any feature is computed.
+    ``dataset``: one of the image data sets, its images as its presets train on them
+    (CelebA 64×64; random images those of the ``random-*`` presets), read from
+    ``data_root`` (default ``data``). ``split``: ``train`` (train and validation splits
+    together, the images the presets train on) or ``test``. ``n``: the first n images of
+    the split in its fixed order (default all; at least 2). ``weights``: the Inception
+    weights file (default: the EBLVM_FID_WEIGHTS variable). Features are computed
+    ``batch_size`` images at a time on ``device`` (default: cuda when available). The
+    arguments, the weights and the data are checked before any feature is computed.
     """
     if dataset not in DATASET_PRESETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASET_PRESETS)}, got {dataset!r}")
@@ -345,7 +392,7 @@ def reference_stats(
     if n is not None:
         n = _int_at_least(n, "n", minimum=2)
     batch_size = _int_at_least(batch_size, "batch_size", minimum=1)
-    device = _default_device(device)
+    device = default_device(device)
     inception = load_inception(weights).to(device)
     images = load_images(_with_root(DATASET_PRESETS[dataset], data_root), split=split)
     available = image_count(images)

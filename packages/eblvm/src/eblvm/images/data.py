@@ -6,20 +6,20 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
-from eblvm.image_config import ImageTrainConfig
+from eblvm.settings import Settings
 from eblvm_data import Splits, celeba, cifar10, dequantize, digits, mnist, random_hflip
 
 Images = Tensor | Dataset[Tensor]
 SPLITS = ("train", "test")
 
 
-def load_images(config: ImageTrainConfig, *, split: str = "train") -> Images:
+def load_images(settings: Settings, *, split: str = "train") -> Images:
     """The images of ``split``, (N, C, S, S) in [0, 1] (CelebA: a Dataset of (C, S, S)
     read on access), in the data set's fixed order.
 
     ``split="train"``: the training images. As in the paper, the train and validation
     splits are trained on together (60k MNIST, 50k CIFAR10, 182,637 CelebA, 1617 digits);
-    random images are the ``n_train`` drawn from ``seed``. ``split="test"``: the held-out
+    random images are the ``data.n_train`` drawn from ``seed``. ``split="test"``: the held-out
     test split (10k MNIST, 10k CIFAR10, 19,962 CelebA, 180 digits); random images have none.
 
     Raises FileNotFoundError (naming the files looked for) when the data set is missing
@@ -28,13 +28,14 @@ def load_images(config: ImageTrainConfig, *, split: str = "train") -> Images:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    config = settings.data
     if config.dataset == "random":
         if split != "train":
             raise ValueError(
                 "the random data set has no test split: its images are the n_train drawn "
                 "from seed (use split train)"
             )
-        generator = torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(settings.seed)
         shape = (config.n_train, config.channels, config.image_size, config.image_size)
         return torch.randint(0, 256, shape, generator=generator).float() / 255
     if config.dataset == "celeba":
@@ -46,7 +47,7 @@ def load_images(config: ImageTrainConfig, *, split: str = "train") -> Images:
     else:
         splits = digits(image=True, pad_to=32)
     images = _pick(splits, split)
-    check_image_shape(images, config)
+    check_image_shape(images, settings)
     return images
 
 
@@ -64,8 +65,9 @@ def image_count(images: Images) -> int:
     return len(images)  # type: ignore[arg-type]
 
 
-def check_image_shape(images: Images, config: ImageTrainConfig) -> None:
+def check_image_shape(images: Images, settings: Settings) -> None:
     """Refuse images whose (C, S, S) is not the configured (channels, image_size, image_size)."""
+    config = settings.data
     if image_count(images) == 0:
         raise ValueError(f"dataset {config.dataset} holds no images")
     shape = tuple(images.shape[1:]) if isinstance(images, Tensor) else tuple(images[0].shape)
@@ -73,7 +75,7 @@ def check_image_shape(images: Images, config: ImageTrainConfig) -> None:
     if shape != expected:
         raise ValueError(
             f"dataset {config.dataset} has images of shape {shape}, but the settings ask for "
-            f"{expected} (channels={config.channels}, image_size={config.image_size})"
+            f"{expected} (data.channels={config.channels}, data.image_size={config.image_size})"
         )
 
 

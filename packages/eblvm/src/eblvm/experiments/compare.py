@@ -1,0 +1,263 @@
+"""Several methods, several seeds: stacked training, a table, curves on one plot.
+
+Every run gets its own folder ``out/<name>/seed<k>`` with the files of a single run.
+Runs of one model shape (their settings differ only in seed and learning rates) train
+as one stack when their family allows it; a run that diverges is recorded (preset,
+seed, iteration, reason) and the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from eblvm.loop import train_stack
+from eblvm.presets import task_for
+from eblvm.runs import (
+    CHECKPOINT,
+    METRICS,
+    SUMMARY,
+    atomic_write_bytes,
+    load_checkpoint,
+    read_metrics,
+    write_json,
+)
+from eblvm.settings import Settings
+from eblvm_data import CHECKERBOARD_LOG_DENSITY
+
+CONVERGED_WITHIN = 0.02  # nats: a method has converged once within this of its final value
+CEILINGS = {"checkerboard": CHECKERBOARD_LOG_DENSITY}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    name: str
+    seed: int
+    settings: Settings
+    out: Path
+
+
+def plan(configs: dict[str, Settings], out: Path, seeds: Sequence[int]) -> list[PlannedRun]:
+    """Every (configuration, seed) run and its folder."""
+    if not seeds:
+        raise ValueError("compare needs at least one seed")
+    return [
+        PlannedRun(name, seed, dataclasses.replace(settings, seed=seed), out / name / f"seed{seed}")
+        for name, settings in configs.items()
+        for seed in seeds
+    ]
+
+
+def _checkpoint_iteration(out: Path) -> int:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return 0
+    try:
+        return int(load_checkpoint(path, required=("iteration",))["iteration"])
+    except Exception:
+        return -1
+
+
+def stacks(runs: Sequence[PlannedRun], *, stack: bool) -> list[list[PlannedRun]]:
+    """Groups of runs that train as one stack: same model shape, same iteration so far."""
+    groups: dict[tuple[str, int], list[PlannedRun]] = {}
+    for index, run in enumerate(runs):
+        key = (
+            (run.settings.shape_key(), _checkpoint_iteration(run.out)) if stack else (str(index), 0)
+        )
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def _train_group(
+    group: list[PlannedRun], progress: bool, threads: int | None
+) -> list[dict[str, Any]]:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    task = task_for(group[0].settings)
+    if not task.stackable:
+        return [train_stack(task, [(run.settings, run.out)], progress=progress)[0] for run in group]
+    return train_stack(task, [(run.settings, run.out) for run in group], progress=progress)
+
+
+def _curve(out: Path, key: str) -> list[tuple[int, float, float]]:
+    """(iteration, seconds, value) of every metrics row holding ``key``."""
+    rows, _ = read_metrics(out / METRICS)
+    return [
+        (row["iteration"], row.get("seconds", math.nan), row[key]) for row in rows if key in row
+    ]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1))
+
+
+def converged_at(iterations: Sequence[int], means: Sequence[float]) -> int | None:
+    """The first iteration after which the mean curve stays within CONVERGED_WITHIN of its
+    final value."""
+    if not means:
+        return None
+    final = means[-1]
+    first = None
+    for iteration, value in zip(iterations, means, strict=True):
+        if abs(value - final) <= CONVERGED_WITHIN:
+            first = iteration if first is None else first
+        else:
+            first = None
+    return first
+
+
+def compare(
+    configs: dict[str, Settings],
+    out_dir: str | Path,
+    *,
+    seeds: Sequence[int],
+    progress: bool = True,
+    stack: bool = True,
+    jobs: int = 1,
+    metric: str = "test_log_likelihood",
+    x_axis: str = "iteration",
+) -> list[dict[str, Any]]:
+    """Train every configuration with every seed (resuming finished or interrupted runs),
+    stacking runs of one shape, then write ``comparison.png``, ``comparison.md`` and
+    ``comparison.json``. Returns the table rows. ``jobs`` > 1 trains stacks in that many
+    processes; ``x_axis``: ``iteration`` or ``seconds`` (wall time) for the plot."""
+    if x_axis not in ("iteration", "seconds"):
+        raise ValueError(f"x_axis must be iteration or seconds, got {x_axis!r}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    out = Path(out_dir)
+    runs = plan(configs, out, seeds)
+    groups = stacks(runs, stack=stack)
+    out.mkdir(parents=True, exist_ok=True)
+    if jobs == 1:
+        for group in groups:
+            _train_group(group, progress, None)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for done in [pool.submit(_train_group, g, False, 1) for g in groups]:
+                done.result()
+    rows = [_row(name, [r for r in runs if r.name == name], metric) for name in configs]
+    write_json(out / "comparison.json", rows)
+    atomic_write_bytes(out / "comparison.md", format_table(rows).encode())
+    _plot(rows, runs, out, metric, x_axis, seeds)
+    return rows
+
+
+def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
+    summaries = [json.loads((r.out / SUMMARY).read_text()) for r in runs]
+    failures = [
+        {"preset": name, "seed": r.seed, **s["diverged"]}
+        for r, s in zip(runs, summaries, strict=True)
+        if "diverged" in s
+    ]
+    good = [(r, s) for r, s in zip(runs, summaries, strict=True) if "diverged" not in s]
+    finals = [s[metric] for _, s in good if metric in s]
+    row: dict[str, Any] = {"method": name, "seeds": len(runs), "failures": failures}
+    if finals:
+        mean, std = _mean_std(finals)
+        row.update({f"{metric}_mean": mean, f"{metric}_std": std})
+    curves = [_curve(r.out, metric) for r, _ in good]
+    if curves and all(curves):
+        length = min(len(c) for c in curves)
+        iterations = [curves[0][i][0] for i in range(length)]
+        stats = [_mean_std([c[i][2] for c in curves]) for i in range(length)]
+        row["curve"] = {
+            "iteration": iterations,
+            "seconds": [sum(c[i][1] for c in curves) / len(curves) for i in range(length)],
+            "mean": [m for m, _ in stats],
+            "std": [s for _, s in stats],
+        }
+        row["converged_at"] = converged_at(iterations, [m for m, _ in stats])
+    seconds = [s["seconds"] / s.get("stacked_runs", 1) for _, s in good]
+    if seconds:
+        row["seconds_per_run"] = sum(seconds) / len(seconds)
+    return row
+
+
+def _plot(
+    rows: list[dict[str, Any]],
+    runs: list[PlannedRun],
+    out: Path,
+    metric: str,
+    x_axis: str,
+    seeds: Sequence[int],
+) -> None:
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        curve = row.get("curve")
+        if not curve:
+            continue
+        x = curve[x_axis]
+        means, stds = curve["mean"], curve["std"]
+        axis.plot(x, means, label=row["method"])
+        axis.fill_between(
+            x,
+            [m - s for m, s in zip(means, stds, strict=True)],
+            [m + s for m, s in zip(means, stds, strict=True)],
+            alpha=0.2,
+        )
+    dataset = runs[0].settings.data.dataset if runs else ""
+    if metric == "test_log_likelihood" and dataset in CEILINGS:
+        axis.axhline(
+            CEILINGS[dataset],
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"data log-density ({CEILINGS[dataset]:.3f})",
+        )
+    axis.set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
+    axis.set_ylabel(metric.replace("_", " "))
+    axis.set_title(f"mean ± std over {len(seeds)} seed(s)")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    tmp = out / ".comparison.png.tmp"
+    figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+    tmp.replace(out / "comparison.png")
+
+
+def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood") -> str:
+    """A Markdown table of the comparison rows, failures listed under it."""
+    lines = [
+        f"| method | seeds | {metric.replace('_', ' ')} (mean ± std) | converged at | "
+        "seconds per run |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        value = (
+            f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f}"
+            if f"{metric}_mean" in row
+            else "–"
+        )
+        converged = row.get("converged_at")
+        seconds = row.get("seconds_per_run")
+        lines.append(
+            f"| {row['method']} | {row['seeds'] - len(row['failures'])}/{row['seeds']} | {value} | "
+            f"{converged if converged is not None else '–'} | "
+            f"{f'{seconds:.1f}' if seconds is not None else '–'} |"
+        )
+    failures = [f for row in rows for f in row["failures"]]
+    if failures:
+        lines.append("")
+        lines.append("Diverged runs:")
+        for f in failures:
+            lines.append(
+                f"- {f['preset']} seed {f['seed']}: iteration {f['iteration']}, {f['reason']}"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,168 @@
+"""GRBMs as a task of the training loop: data, models, evaluation.
+
+The data are a fixed train/validation/test split of vectors; a run's model is a GRBM
+with b at the data mean and W ~ N(0, weight_std²), and, for the estimators, a
+Bernoulli q(h | v) with a linear parameter network (the paper's GRBM setting). Runs
+of one shape train as a stack. An evaluation is the log-likelihood of the validation
+and test splits with log Z exact (small h) or by AIS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import torch
+from torch import Tensor, nn
+
+from eblvm.loop import RunView
+from eblvm.parts import Model
+from eblvm.settings import Settings
+from eblvm.stacked import StackedEnergy, StackedNetwork
+from eblvm_data import Splits, checkerboard_splits, digits, frey_face
+from eblvm_eval import ais_log_partition, density_plot, exact_log_partition, log_likelihood
+from ebm_models import GRBM
+from score_estimators import BernoulliPosterior
+
+SELECTION = ("validation_log_likelihood", "max")
+
+
+class LogPartition(NamedTuple):
+    value: float
+    std_err: float
+    method: str
+
+
+def load_splits(settings: Settings) -> Splits:
+    """The configured data set's fixed train/validation/test split, each (N, D)."""
+    data = settings.data
+    if data.dataset == "checkerboard":
+        return checkerboard_splits(n_train=data.n_train)
+    if data.dataset == "digits":
+        return digits()
+    return frey_face(data.data_root)
+
+
+def estimate_log_partition(model: GRBM, settings: Settings, *, seed: int) -> LogPartition:
+    """Exact log Z by enumeration when h is small enough (``log_z="auto"``), else AIS."""
+    evaluation = settings.evaluation
+    use_exact = evaluation.log_z == "exact" or (
+        evaluation.log_z == "auto" and model.h_dim <= evaluation.exact_log_z_max_h
+    )
+    with torch.no_grad():
+        if use_exact:
+            return LogPartition(float(exact_log_partition(model)), 0.0, "exact")
+        result = ais_log_partition(
+            model,
+            n_chains=evaluation.ais_chains,
+            n_steps=evaluation.ais_steps,
+            generator=torch.Generator(model.W.device).manual_seed(seed),
+        )
+    return LogPartition(float(result.log_z), float(result.log_z_std_err), "ais")
+
+
+def mean_log_likelihood(model: GRBM, v: Tensor, log_z: float, *, chunk: int = 10_000) -> float:
+    """Average log p(v) over the rows of v: (N, D), in chunks."""
+    device = model.W.device
+    with torch.no_grad():
+        total = sum(
+            float(log_likelihood(model, part.to(device), log_z=log_z).double().sum())
+            for part in v.split(chunk)
+        )
+    return total / len(v)
+
+
+class GRBMTask:
+    """The GRBM family (see the module docstring)."""
+
+    stackable = True
+    compile_by_default = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.splits = load_splits(settings)
+        self.v_dim = int(self.splits.train.shape[1])
+
+    @property
+    def train_size(self) -> int:
+        return len(self.splits.train)
+
+    def selection(self, settings: Settings) -> tuple[str, str]:
+        return SELECTION
+
+    def batch(self, indices: Tensor, generator: torch.Generator) -> Tensor:
+        return self.splits.train[indices]
+
+    def build(self, settings: Settings, generator: torch.Generator) -> Model:
+        """A GRBM with b at the data mean, W ~ N(0, weight_std²), c = 0, log σ = 0, and
+        (for the score estimators) a Bernoulli q with a linear network initialised like
+        nn.Linear's default (uniform, bound 1/√D), all from ``generator``."""
+        h_dim = settings.model.h_dim
+        energy = GRBM(self.v_dim, h_dim, weight_std=settings.model.weight_std, generator=generator)
+        with torch.no_grad():
+            energy.b.copy_(self.splits.train.mean(0))
+        posterior = None
+        if settings.method.name not in ("exact", "cd", "pcd"):
+            net = nn.Linear(self.v_dim, h_dim)
+            bound = self.v_dim**-0.5
+            with torch.no_grad():
+                net.weight.uniform_(-bound, bound, generator=generator)
+                net.bias.uniform_(-bound, bound, generator=generator)
+            posterior = BernoulliPosterior(net, temperature=settings.posterior.temperature)
+        return Model(energy, posterior, (h_dim,))
+
+    def stack(self, models: Sequence[Model]) -> Model:
+        """The runs' GRBMs as one StackedEnergy, their posteriors' networks as one."""
+        energy = StackedEnergy([m.energy for m in models])
+        posterior = None
+        first = models[0].posterior
+        if isinstance(first, BernoulliPosterior):
+            nets = [cast(BernoulliPosterior, m.posterior).logits_net for m in models]
+            posterior = BernoulliPosterior(StackedNetwork(nets), temperature=first.temperature)
+        return Model(energy, posterior, models[0].latent_shape)
+
+    def evaluate(self, runs: Sequence[RunView], iteration: int) -> list[dict[str, Any]]:
+        rows = []
+        for run in runs:
+            grbm = run.model.energy
+            assert isinstance(grbm, GRBM)
+            log_z = estimate_log_partition(grbm, run.settings, seed=run.settings.seed + iteration)
+            rows.append(
+                {
+                    "log_z": log_z.value,
+                    "log_z_std_err": log_z.std_err,
+                    "log_z_method": log_z.method,
+                    "validation_log_likelihood": mean_log_likelihood(
+                        grbm, self.splits.validation, log_z.value
+                    ),
+                    "test_log_likelihood": mean_log_likelihood(grbm, self.splits.test, log_z.value),
+                }
+            )
+        return rows
+
+    def best_record(self, run: RunView) -> dict[str, Any]:
+        return {"model": {k: v.detach().cpu() for k, v in run.model.energy.state_dict().items()}}
+
+    def finish(self, run: RunView, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+        """The summary's numbers (the selected evaluation's test log-likelihood when
+        selecting by validation) and, for 2-D data, the density plot."""
+        if "test_log_likelihood" not in row:
+            return {}
+        summary = {
+            key: row[key]
+            for key in ("test_log_likelihood", "validation_log_likelihood", "log_z", "log_z_method")
+        }
+        if run.settings.evaluation.select_by == "validation" and best:
+            summary["test_log_likelihood"] = best["test_log_likelihood"]
+        if self.v_dim == 2:
+            grbm, log_z = run.model.energy, row["log_z"]
+            summary["density_plot"] = str(
+                density_plot(
+                    lambda x: log_likelihood(grbm, x, log_z=log_z),  # type: ignore[arg-type]
+                    self.splits.test[:5000],
+                    path=Path(run.out) / "density.png",
+                    title=f"{run.settings.method.name}-{run.settings.objective.name}, test "
+                    f"log-likelihood {row['test_log_likelihood']:.4f}",
+                )
+            )
+        return summary

@@ -1,0 +1,96 @@
+"""The paper's deep EBLVM experiments (and the EBM they are compared with) as named
+settings (appendix F.2.2 and the settings of its code).
+
+MNIST, CIFAR10, CelebA: h = 50, g1 a residual net of 6k convolutions (k = 2, 3, 3),
+Gaussian q with a conv parameter net fitted by the posterior Fisher divergence for
+K = 5 steps per minibatch at the objective's noisy images (each weighted by 1/σ),
+MDSM with σ linear in [0.05, 1.2] and σ0 = 0.1, Adam (0.9, 0.95) at 1e-4 (MNIST) or
+5e-5 (CIFAR10, CelebA) with cosine decay, batch 100, 100k (MNIST) or 300k
+iterations, EMA 0.999, a checkpoint and (when configured) an FID on 1000 samples
+every 5000 iterations. VaGES: L = 2 draws refined by 5 Langevin steps in h (step
+1e-2, noise 1e-4); BiSM: N = 0, 2, 5 unrolled steps, one draw; EBM: the deep EBM's
+exact score.
+
+``digits32-*``: the bundled digits padded to 32×32 with a small network, minutes on a
+CPU. ``random-*``: the CIFAR10 model on random images, for benchmarks and GPU checks.
+"""
+
+from __future__ import annotations
+
+from eblvm.settings import (
+    CadenceSettings,
+    DataSettings,
+    EvaluationSettings,
+    FIDSettings,
+    MethodSettings,
+    ModelSettings,
+    ObjectiveSettings,
+    OptimiserSettings,
+    PosteriorSettings,
+    Settings,
+)
+
+CIFAR10 = Settings(
+    data=DataSettings(dataset="cifar10", n_train=10_000, channels=3, image_size=32),
+    model=ModelSettings(h_dim=50, base_width=256, blocks_per_stage=3, posterior_width=64),
+    method=MethodSettings(name="vages", n_samples=2, refine_steps=5),
+    objective=ObjectiveSettings(name="mdsm", sigma_min=0.05, sigma_max=1.2, sigma0=0.1),
+    posterior=PosteriorSettings(steps=5, loss="fisher", lr=5e-5),
+    optimiser=OptimiserSettings(lr=5e-5, schedule="cosine", lr_min=1e-6, ema_decay=0.999),
+    cadence=CadenceSettings(
+        iterations=300_000, log_every=100, eval_every=5000, checkpoint_every=5000
+    ),
+    evaluation=EvaluationSettings(select_by="fid"),
+    fid=FIDSettings(samples=1000),
+    device="auto",
+)
+MNIST = CIFAR10.changed(
+    data={"dataset": "mnist", "channels": 1},
+    model={"blocks_per_stage": 2},
+    posterior={"lr": 1e-4},
+    optimiser={"lr": 1e-4},
+    cadence={"iterations": 100_000},
+)
+CELEBA = CIFAR10.changed(data={"dataset": "celeba", "image_size": 64, "hflip": True})
+DIGITS32 = CIFAR10.changed(
+    data={"dataset": "digits32", "channels": 1, "batch_size": 32},
+    model={"h_dim": 16, "base_width": 8, "blocks_per_stage": 1, "posterior_width": 8},
+    posterior={"lr": 1e-3},
+    optimiser={"lr": 1e-3, "lr_min": 1e-5},
+    cadence={"iterations": 3000, "log_every": 50, "eval_every": 1000, "checkpoint_every": 500},
+    fid={"samples": 500},
+    sampling={"hold_steps": 100, "anneal_steps": 300, "final_steps": 50},
+)
+RANDOM = CIFAR10.changed(
+    data={"dataset": "random", "n_train": 2000},
+    cadence={"iterations": 200, "log_every": 10, "checkpoint_every": 100},
+)
+
+# The settings each data set's presets share: its images' shape (CelebA 64×64) and, for
+# random images, their count and seed.
+DATASET_PRESETS: dict[str, Settings] = {
+    "mnist": MNIST,
+    "cifar10": CIFAR10,
+    "celeba": CELEBA,
+    "digits32": DIGITS32,
+    "random": RANDOM,
+}
+
+
+def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
+    presets = {f"{prefix}-vages-mdsm": base}
+    for n in (0, 2, 5):
+        presets[f"{prefix}-bism-mdsm-n{n}"] = base.changed(
+            method={"name": "bism", "n_unroll": n, "n_samples": 1, "refine_steps": 0}
+        )
+    presets[f"{prefix}-ebm-mdsm"] = base.changed(method={"name": "exact", "refine_steps": 0})
+    return presets
+
+
+IMAGE_PRESETS: dict[str, Settings] = {
+    **_variants("mnist", MNIST),
+    **_variants("cifar10", CIFAR10),
+    **_variants("celeba", CELEBA),
+    **_variants("digits32", DIGITS32),
+    **_variants("random", RANDOM),
+}

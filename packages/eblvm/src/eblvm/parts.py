@@ -1,0 +1,200 @@
+"""Settings to objects, in one place: the estimator, objective, posterior fitter,
+optimisers and hooks of a run's training step.
+
+The step receives objects, never strings; this module is where the names in a
+:class:`~eblvm.settings.Settings` become ``VaGES(2)``, ``DSM(sigma=0.05)``,
+``PosteriorFitter(kl_loss, 5)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple, cast
+
+import torch
+from torch import Tensor, nn
+
+from eblvm.distributed import Ranks
+from eblvm.functional import Runs
+from eblvm.hooks import EMA, AllReduce, Cosine, Hook
+from eblvm.objectives import DSM, KSD, MDSM, SM, SSM, ObjectivePart
+from eblvm.optim import Adam
+from eblvm.settings import Settings
+from eblvm.stacked import StackedEnergy
+from eblvm.step import (
+    ContrastiveDivergenceStep,
+    FittingLoss,
+    PosteriorFitter,
+    ScoreMatchingStep,
+    Step,
+)
+from score_estimators import (
+    BiSM,
+    ExactScore,
+    ImportanceSampling,
+    Langevin,
+    NoiseDriven,
+    PosteriorLoss,
+    ScoreEstimator,
+    VaES,
+    VaGES,
+    fisher_loss,
+    kl_loss,
+)
+
+POSTERIOR_LOSSES: dict[str, FittingLoss] = {"kl": kl_loss, "fisher": fisher_loss}
+
+
+class Model(NamedTuple):
+    """A run's modules: the energy (θ), its posterior (φ; None for an exact score or
+    CD) and the shape of one draw of h."""
+
+    energy: nn.Module
+    posterior: nn.Module | None
+    latent_shape: tuple[int, ...]
+
+
+def _scaled(loss: FittingLoss, factor: int) -> FittingLoss:
+    """``loss`` times ``factor``: a batch mean over S folded runs times S is the sum of
+    the runs' means, whose gradient in each run's φ is that run's own."""
+    if factor == 1:
+        return loss
+
+    def scaled(*args: Any, **kwargs: Any) -> Tensor:
+        return factor * loss(*args, **kwargs)
+
+    return cast(FittingLoss, scaled)
+
+
+def estimator_of(settings: Settings, runs: Runs) -> ScoreEstimator:
+    """The score estimator the method names."""
+    method = settings.method
+    refine = None
+    if method.refine_steps:
+        refine = Langevin(
+            method.refine_steps,
+            step_size=method.refine_step_size,
+            noise_std=method.refine_noise_std,
+        )
+    inner_loss = _scaled(POSTERIOR_LOSSES[settings.posterior.loss], runs.count)
+    builders: dict[str, Callable[[], Any]] = {
+        "vages": partial(VaGES, method.n_samples, refine=refine),
+        "vaes": partial(VaES, method.n_samples, refine=refine),
+        "is": partial(ImportanceSampling, method.n_samples),
+        "bism": partial(
+            BiSM,
+            method.n_unroll,
+            n_samples=method.n_samples,
+            inner_lr=method.inner_lr,
+            loss=cast(PosteriorLoss, inner_loss),
+        ),
+        "exact": ExactScore,
+    }
+    estimator: ScoreEstimator = builders[method.name]()
+    return estimator
+
+
+def objective_of(settings: Settings, runs: Runs, ranks: Ranks) -> ObjectivePart:
+    """The objective the settings name, for the folded batch of ``runs``."""
+    objective = settings.objective
+    builders: dict[str, Callable[[], Any]] = {
+        "dsm": partial(DSM, objective.sigma),
+        "mdsm": partial(
+            MDSM,
+            objective.sigma_min,
+            objective.sigma_max,
+            objective.sigma0,
+            runs=runs,
+            piece=(ranks.rank, ranks.world),
+        ),
+        "ssm": partial(SSM, objective.projections),
+        "sm": SM,
+        "ksd": partial(KSD, runs=runs),
+    }
+    part: ObjectivePart = builders[objective.name]()
+    return part
+
+
+def hooks_of(settings: Settings, ranks: Ranks) -> tuple[Hook, ...]:
+    """All-reduce under data parallelism, the schedule, the EMA: what the settings ask."""
+    hooks: list[Hook] = []
+    if ranks.world > 1:
+        hooks.append(AllReduce(ranks))
+    if settings.optimiser.schedule == "cosine":
+        hooks.append(Cosine(settings.cadence.iterations, settings.optimiser.lr_min))
+    if settings.optimiser.ema_decay > 0:
+        hooks.append(EMA(settings.optimiser.ema_decay))
+    return tuple(hooks)
+
+
+def _rates(values: Sequence[float], runs: Runs, device: torch.device) -> Tensor:
+    """One learning rate per run (a stack) or the single run's, as a tensor."""
+    rates = torch.tensor(list(values), dtype=torch.float64, device=device)
+    return rates if runs.stacked else rates.reshape(())
+
+
+def build_step(
+    settings: Settings,
+    model: Model,
+    runs: Runs,
+    ranks: Ranks,
+    *,
+    lrs: Sequence[float] | None = None,
+    posterior_lrs: Sequence[float] | None = None,
+) -> Step:
+    """The training step of ``settings`` for ``model`` (the runs' modules, stacked for a
+    stack). ``lrs``, ``posterior_lrs``: each run's θ and φ learning rates (default:
+    the settings' for every run)."""
+    device = ranks.device
+    lr = _rates(lrs or [settings.optimiser.lr] * runs.count, runs, device)
+    posterior_lr = _rates(posterior_lrs or [settings.posterior.lr] * runs.count, runs, device)
+    adam = Adam((settings.optimiser.beta1, settings.optimiser.beta2), settings.optimiser.eps)
+    hooks = hooks_of(settings, ranks)
+    method = settings.method
+    if method.is_contrastive:
+        if not isinstance(model.energy, StackedEnergy):
+            raise TypeError("contrastive divergence trains GRBMs as a stack (StackedEnergy)")
+        return ContrastiveDivergenceStep(
+            model.energy,
+            adam,
+            lr,
+            hooks,
+            runs,
+            steps=method.cd_steps,
+            persistent=method.name == "pcd",
+            h_dim=model.latent_shape[0],
+        )
+    estimator = estimator_of(settings, runs)
+    posterior = model.posterior if method.name != "exact" else None
+    fitter = None
+    if posterior is not None and settings.posterior.steps:
+        fitter = PosteriorFitter(
+            POSTERIOR_LOSSES[settings.posterior.loss],
+            settings.posterior.steps,
+            at=settings.posterior.fit_at,
+        )
+    noise_law = "normal"
+    if posterior is not None:
+        if not isinstance(posterior, NoiseDriven):
+            raise TypeError(
+                f"the training step injects the posterior's noise, but "
+                f"{type(posterior).__name__} is not NoiseDriven (noise_law, rsample(noise=))"
+            )
+        noise_law = posterior.noise_law
+    return ScoreMatchingStep(
+        model.energy,
+        posterior,
+        estimator,
+        objective_of(settings, runs, ranks),
+        fitter,
+        adam,
+        adam if posterior is not None else None,
+        lr,
+        posterior_lr,
+        hooks,
+        runs,
+        model.latent_shape,
+        noise_law=noise_law,
+        refine_steps=method.refine_steps,
+    )

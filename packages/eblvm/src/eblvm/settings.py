@@ -1,0 +1,563 @@
+"""One settings record for every run, in sections, each field checked by name.
+
+A run's settings are a frozen :class:`Settings` of sections (``data``, ``model``,
+``method``, ``objective``, ``posterior``, ``optimiser``, ``cadence``,
+``evaluation``, ``sampling``, ``fid``) and the run-wide ``seed``, ``device``,
+``amp`` and ``compile``. Presets are Settings; ``--set section.key=value`` changes
+one field, the former flat names (``lr``, ``dsm_sigma``, ``iterations`` ...) stay
+as aliases. Strings become objects (estimators, objectives) in one place only:
+:mod:`eblvm.parts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+GRBM_DATASETS = ("checkerboard", "digits", "frey_face")
+CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
+IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
+METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd")
+OBJECTIVES = ("dsm", "mdsm", "ssm", "sm", "ksd")
+POSTERIOR_LOSSES = ("kl", "fisher")
+FIT_POINTS = ("objective", "data")
+SCHEDULES = ("constant", "cosine")
+LOG_Z_METHODS = ("auto", "exact", "ais")
+SELECTIONS = ("none", "validation", "fid")
+DEVICES = ("auto", "cpu", "cuda")
+COMPILE = ("auto", "on", "off")
+
+# (channels, image size) of the image data sets whose images have a fixed shape;
+# CelebA is resized to image_size, random images take the configured shape.
+NATIVE_SHAPES = {"mnist": (1, 32), "cifar10": (3, 32), "digits32": (1, 32), "celeba": (3, None)}
+_STAGES = 3  # the deep models' residual network halves the resolution three times
+
+
+class SettingsError(ValueError):
+    """A setting out of its range or of the wrong type; the message names it."""
+
+
+def _check(condition: bool, name: str, expected: str, value: object) -> None:
+    if not condition:
+        raise SettingsError(f"{name} must be {expected}, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(section: str, name: str, value: object, minimum: int) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    _check(ok, f"{section}.{name}", f"an integer >= {minimum}", value)
+
+
+def _positive(section: str, name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and _is_real(value) and value > 0
+    _check(ok, f"{section}.{name}", "positive and finite", value)
+
+
+def _choice(section: str, name: str, value: object, choices: tuple[str, ...]) -> None:
+    _check(value in choices, f"{section}.{name}", f"one of {', '.join(choices)}", value)
+
+
+def _fraction(section: str, name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and _is_real(value) and 0 <= value < 1
+    _check(ok, f"{section}.{name}", "in [0, 1)", value)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """``dataset``; ``n_train`` (checkerboard: training points; random: images);
+    ``batch_size`` (the global batch); images: ``channels``, ``image_size``, ``hflip``."""
+
+    dataset: str = "checkerboard"
+    data_root: str = "data"
+    n_train: int = 60_000
+    batch_size: int = 100
+    channels: int = 3
+    image_size: int = 32
+    hflip: bool = False
+
+    def check(self) -> None:
+        _choice("data", "dataset", self.dataset, (*GRBM_DATASETS, *IMAGE_DATASETS, CUSTOM))
+        _count("data", "n_train", self.n_train, 2)
+        _count("data", "batch_size", self.batch_size, 2)
+        _count("data", "channels", self.channels, 1)
+        _count("data", "image_size", self.image_size, 2**_STAGES)
+        _check(isinstance(self.hflip, bool), "data.hflip", "true or false", self.hflip)
+        if self.dataset in IMAGE_DATASETS:
+            _check(
+                self.image_size % 2**_STAGES == 0,
+                "data.image_size",
+                "a multiple of 8",
+                self.image_size,
+            )
+            channels, size = NATIVE_SHAPES.get(self.dataset, (self.channels, self.image_size))
+            if (channels, size or self.image_size) != (self.channels, self.image_size):
+                size_text = f"{size}×{size}" if size else "any size"
+                raise SettingsError(
+                    f"dataset {self.dataset} has {channels}-channel images ({size_text}), "
+                    f"got data.channels={self.channels}, data.image_size={self.image_size}"
+                )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``h_dim``; GRBMs: ``weight_std`` (W ~ N(0, weight_std²)); deep models:
+    ``base_width``, ``blocks_per_stage`` and the posterior network's ``posterior_width``."""
+
+    h_dim: int = 4
+    weight_std: float = 0.5
+    base_width: int = 256
+    blocks_per_stage: int = 3
+    posterior_width: int = 64
+
+    def check(self) -> None:
+        _count("model", "h_dim", self.h_dim, 1)
+        _positive("model", "weight_std", self.weight_std)
+        _count("model", "base_width", self.base_width, 1)
+        _count("model", "blocks_per_stage", self.blocks_per_stage, 1)
+        _count("model", "posterior_width", self.posterior_width, 1)
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """``name``: a score estimator (``vages``, ``vaes``, ``is``, ``bism``), the model's
+    exact score (``exact``) or contrastive divergence (``cd``, ``pcd``). L =
+    ``n_samples``; BiSM: N = ``n_unroll`` steps at ``inner_lr``; VaES/VaGES refine
+    their draws by ``refine_steps`` Langevin steps in h; CD: ``cd_steps`` Gibbs sweeps."""
+
+    name: str = "vages"
+    n_samples: int = 2
+    n_unroll: int = 0
+    inner_lr: float = 1e-3
+    refine_steps: int = 0
+    refine_step_size: float = 1e-2
+    refine_noise_std: float = 1e-4
+    cd_steps: int = 1
+
+    def check(self) -> None:
+        _choice("method", "name", self.name, METHODS)
+        _count("method", "n_samples", self.n_samples, 2 if self.name == "vages" else 1)
+        _count("method", "n_unroll", self.n_unroll, 0)
+        _positive("method", "inner_lr", self.inner_lr)
+        _count("method", "refine_steps", self.refine_steps, 0)
+        _positive("method", "refine_step_size", self.refine_step_size)
+        _check(
+            _is_real(self.refine_noise_std) and self.refine_noise_std >= 0,
+            "method.refine_noise_std",
+            "non-negative and finite",
+            self.refine_noise_std,
+        )
+        _count("method", "cd_steps", self.cd_steps, 1)
+        if self.refine_steps and self.name not in ("vages", "vaes"):
+            raise SettingsError(
+                f"method.refine_steps refines fixed draws, which vages and vaes take; "
+                f"{self.name} cannot refine (set method.refine_steps=0)"
+            )
+
+    @property
+    def is_contrastive(self) -> bool:
+        return self.name in ("cd", "pcd")
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings:
+    """``name``; DSM's ``sigma``; SSM's ``projections``; MDSM's levels linear in
+    [``sigma_min``, ``sigma_max``] over the batch and ``sigma0``."""
+
+    name: str = "dsm"
+    sigma: float = 0.05
+    projections: int = 1
+    sigma_min: float = 0.05
+    sigma_max: float = 1.2
+    sigma0: float = 0.1
+
+    def check(self) -> None:
+        _choice("objective", "name", self.name, OBJECTIVES)
+        _positive("objective", "sigma", self.sigma)
+        _count("objective", "projections", self.projections, 1)
+        _positive("objective", "sigma_min", self.sigma_min)
+        _positive("objective", "sigma_max", self.sigma_max)
+        _positive("objective", "sigma0", self.sigma0)
+        _check(
+            self.sigma_min <= self.sigma_max,
+            "objective.sigma_min",
+            f"at most objective.sigma_max ({self.sigma_max})",
+            self.sigma_min,
+        )
+
+
+@dataclass(frozen=True)
+class PosteriorSettings:
+    """q(h | v) is fitted for K = ``steps`` Adam steps (``lr``) per minibatch by ``loss``
+    (``kl``: the negative ELBO; ``fisher``: the posterior Fisher divergence) at
+    ``fit_at`` (``objective``: where the objective takes the score, ṽ for DSM and MDSM,
+    as the paper's code; ``data``: the clean batch). Bernoulli q: ``temperature``."""
+
+    steps: int = 5
+    loss: str = "kl"
+    lr: float = 1e-3
+    temperature: float = 0.1
+    fit_at: str = "objective"
+
+    def check(self) -> None:
+        _count("posterior", "steps", self.steps, 0)
+        _choice("posterior", "loss", self.loss, POSTERIOR_LOSSES)
+        _positive("posterior", "lr", self.lr)
+        _positive("posterior", "temperature", self.temperature)
+        _choice("posterior", "fit_at", self.fit_at, FIT_POINTS)
+
+
+@dataclass(frozen=True)
+class OptimiserSettings:
+    """Adam (``beta1``, ``beta2``, ``eps``) on θ at ``lr`` (q has its own ``posterior.lr``),
+    with ``schedule`` ``constant`` or ``cosine`` (to ``lr_min`` over the iterations, for
+    θ and φ); ``ema_decay`` > 0 keeps an exponential moving average of θ, with warm-up
+    decay_t = min(ema_decay, (1 + t)/(10 + t))."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    schedule: str = "constant"
+    lr_min: float = 0.0
+    ema_decay: float = 0.0
+
+    def check(self) -> None:
+        _positive("optimiser", "lr", self.lr)
+        _fraction("optimiser", "beta1", self.beta1)
+        _fraction("optimiser", "beta2", self.beta2)
+        _positive("optimiser", "eps", self.eps)
+        _choice("optimiser", "schedule", self.schedule, SCHEDULES)
+        _check(
+            _is_real(self.lr_min) and 0 <= self.lr_min <= self.lr,
+            "optimiser.lr_min",
+            f"in [0, optimiser.lr = {self.lr}]",
+            self.lr_min,
+        )
+        _fraction("optimiser", "ema_decay", self.ema_decay)
+
+
+@dataclass(frozen=True)
+class CadenceSettings:
+    """``iterations``; a metrics row every ``log_every``, an evaluation every
+    ``eval_every`` and a checkpoint every ``checkpoint_every`` iterations."""
+
+    iterations: int = 100_000
+    log_every: int = 1000
+    eval_every: int = 1000
+    checkpoint_every: int = 1000
+
+    def check(self) -> None:
+        for name in ("iterations", "log_every", "eval_every", "checkpoint_every"):
+            _count("cadence", name, getattr(self, name), 1)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """GRBMs: log Z by ``log_z`` (``auto``: exact when h_dim <= ``exact_log_z_max_h``,
+    else AIS with ``ais_chains`` × ``ais_steps``); ``select_by``: the checkpoint kept
+    as best.pt (``validation`` log-likelihood, ``fid`` for images, ``none``).
+    ``max_drop``: an evaluation more than this many nats below the run's best
+    log-likelihood, or a loss above ``max_loss``, stops the run as diverged."""
+
+    log_z: str = "auto"
+    exact_log_z_max_h: int = 20
+    ais_chains: int = 2000
+    ais_steps: int = 2000
+    select_by: str = "none"
+    max_drop: float = 100.0
+    max_loss: float = 1e12
+
+    def check(self) -> None:
+        _choice("evaluation", "log_z", self.log_z, LOG_Z_METHODS)
+        _count("evaluation", "exact_log_z_max_h", self.exact_log_z_max_h, 1)
+        _count("evaluation", "ais_chains", self.ais_chains, 1)
+        _count("evaluation", "ais_steps", self.ais_steps, 1)
+        _choice("evaluation", "select_by", self.select_by, SELECTIONS)
+        _positive("evaluation", "max_drop", self.max_drop)
+        _positive("evaluation", "max_loss", self.max_loss)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Annealed Langevin sampling of image models: ``hold_steps`` at T = ``t_max``,
+    ``anneal_steps`` geometric steps to T = 1, ``final_steps`` to T = 0, step
+    ``step_size``, then one denoising step."""
+
+    hold_steps: int = 500
+    anneal_steps: int = 2000
+    final_steps: int = 200
+    t_max: float = 100.0
+    step_size: float = 0.02
+
+    def check(self) -> None:
+        for name in ("hold_steps", "anneal_steps", "final_steps"):
+            _count("sampling", name, getattr(self, name), 0)
+        _check(_is_real(self.t_max) and self.t_max >= 1, "sampling.t_max", ">= 1", self.t_max)
+        _positive("sampling", "step_size", self.step_size)
+        if self.hold_steps + self.anneal_steps + self.final_steps == 0:
+            raise SettingsError("the sampling schedule needs at least one step")
+
+
+@dataclass(frozen=True)
+class FIDSettings:
+    """Image runs: the FID of ``samples`` samples at each evaluation against the
+    reference statistics ``stats`` (.npz), with Inception ``weights`` (or the
+    EBLVM_FID_WEIGHTS variable); without both, runs are not evaluated by FID."""
+
+    samples: int = 1000
+    stats: str = ""
+    weights: str = ""
+
+    def check(self) -> None:
+        _count("fid", "samples", self.samples, 2)
+
+
+SECTIONS = (
+    "data",
+    "model",
+    "method",
+    "objective",
+    "posterior",
+    "optimiser",
+    "cadence",
+    "evaluation",
+    "sampling",
+    "fid",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that defines a run (the paper's checkerboard VaGES-DSM by default)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    method: MethodSettings = field(default_factory=MethodSettings)
+    objective: ObjectiveSettings = field(default_factory=ObjectiveSettings)
+    posterior: PosteriorSettings = field(default_factory=PosteriorSettings)
+    optimiser: OptimiserSettings = field(default_factory=OptimiserSettings)
+    cadence: CadenceSettings = field(default_factory=CadenceSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    fid: FIDSettings = field(default_factory=FIDSettings)
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    compile: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in SECTIONS:
+            getattr(self, name).check()
+        _check(
+            _is_int(self.seed) and 0 <= self.seed < 2**63,
+            "seed",
+            "an integer in [0, 2^63)",
+            self.seed,
+        )
+        _choice("run", "device", self.device, DEVICES)
+        _check(isinstance(self.amp, bool), "amp", "true or false", self.amp)
+        _choice("run", "compile", self.compile, COMPILE)
+        if self.amp and self.device == "cpu":
+            raise SettingsError("amp (bf16 autocast) runs on CUDA only; it cannot be used with cpu")
+
+    @property
+    def family(self) -> str:
+        """``grbm``, ``images`` or ``custom``, by the data set."""
+        if self.data.dataset == CUSTOM:
+            return CUSTOM
+        return "images" if self.data.dataset in IMAGE_DATASETS else "grbm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Settings:
+        """Settings from ``to_dict``'s record; unknown or missing keys are refused."""
+        if not isinstance(record, dict):
+            raise SettingsError(f"settings must be a JSON object, got {type(record).__name__}")
+        expected = {f.name for f in fields(cls)}
+        if set(record) != expected:
+            extra, missing = set(record) - expected, expected - set(record)
+            raise SettingsError(
+                f"settings hold unknown keys {sorted(extra)} or miss {sorted(missing)}"
+            )
+        sections = {}
+        for f in fields(cls):
+            value = record[f.name]
+            if f.name in SECTIONS:
+                kind = type(getattr(cls(), f.name))
+                names = {g.name for g in fields(kind)}
+                if not isinstance(value, dict) or set(value) != names:
+                    raise SettingsError(f"settings section {f.name} must hold {sorted(names)}")
+                value = kind(**value)
+            sections[f.name] = value
+        return cls(**sections)
+
+    def trajectory(self) -> dict[str, Any]:
+        """The settings that change the run's trajectory, by dotted name: not its
+        cadence, its paths or device, and not its length unless a schedule spans it."""
+        left_out = {"device", "compile", "data.data_root", "fid.stats", "fid.weights"}
+        left_out |= {f"cadence.{f.name}" for f in fields(CadenceSettings)}
+        if self.optimiser.schedule != "constant":
+            left_out.discard("cadence.iterations")
+        return {name: value for name, value in self.items() if name not in left_out}
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`trajectory`: a run continues only with the same one."""
+        return hashlib.sha256(json.dumps(self.trajectory(), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
+
+    def changed(self, **sections: dict[str, Any]) -> Settings:
+        """These settings with fields of some sections changed:
+        ``settings.changed(method={"name": "cd"}, cadence={"iterations": 500})``."""
+        replaced = {
+            name: dataclasses.replace(getattr(self, name), **values)
+            for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **replaced)
+
+    def shape_key(self) -> str:
+        """What runs of one stack must share: everything but the seed, the learning rates
+        and the paths."""
+        return dataclasses.replace(
+            self,
+            seed=0,
+            optimiser=dataclasses.replace(self.optimiser, lr=1.0, lr_min=0.0),
+            posterior=dataclasses.replace(self.posterior, lr=1.0),
+            data=dataclasses.replace(self.data, data_root=""),
+            cadence=dataclasses.replace(
+                self.cadence, log_every=1, eval_every=1, checkpoint_every=1
+            ),
+        ).fingerprint()
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """Every setting as (dotted name, value), section by section."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECTIONS:
+                for g in fields(value):
+                    yield f"{f.name}.{g.name}", getattr(value, g.name)
+            else:
+                yield f.name, value
+
+
+# The flat names of the settings before they were grouped, kept as aliases.
+ALIASES = {
+    "dataset": "data.dataset",
+    "data_root": "data.data_root",
+    "n_train": "data.n_train",
+    "batch_size": "data.batch_size",
+    "channels": "data.channels",
+    "image_size": "data.image_size",
+    "hflip": "data.hflip",
+    "h_dim": "model.h_dim",
+    "weight_std": "model.weight_std",
+    "base_width": "model.base_width",
+    "blocks_per_stage": "model.blocks_per_stage",
+    "posterior_width": "model.posterior_width",
+    "method": "method.name",
+    "n_samples": "method.n_samples",
+    "n_unroll": "method.n_unroll",
+    "inner_lr": "method.inner_lr",
+    "refine_steps": "method.refine_steps",
+    "refine_step_size": "method.refine_step_size",
+    "refine_noise_std": "method.refine_noise_std",
+    "cd_steps": "method.cd_steps",
+    "objective": "objective.name",
+    "dsm_sigma": "objective.sigma",
+    "ssm_projections": "objective.projections",
+    "mdsm_sigma_min": "objective.sigma_min",
+    "mdsm_sigma_max": "objective.sigma_max",
+    "mdsm_sigma0": "objective.sigma0",
+    "posterior_steps": "posterior.steps",
+    "posterior_lr": "posterior.lr",
+    "temperature": "posterior.temperature",
+    "lr": "optimiser.lr",
+    "beta1": "optimiser.beta1",
+    "beta2": "optimiser.beta2",
+    "lr_min": "optimiser.lr_min",
+    "ema_decay": "optimiser.ema_decay",
+    "iterations": "cadence.iterations",
+    "log_every": "cadence.log_every",
+    "eval_every": "cadence.eval_every",
+    "checkpoint_every": "cadence.checkpoint_every",
+    "log_z": "evaluation.log_z",
+    "ais_chains": "evaluation.ais_chains",
+    "ais_steps": "evaluation.ais_steps",
+    "fid_every": "cadence.eval_every",
+    "fid_samples": "fid.samples",
+    "fid_stats": "fid.stats",
+    "fid_weights": "fid.weights",
+}
+
+
+def setting_names(settings: Settings) -> list[str]:
+    """The dotted names ``--set`` accepts, then the aliases."""
+    return [name for name, _ in settings.items()] + sorted(ALIASES)
+
+
+def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
+    """Apply ``key=value`` strings, each value parsed as its field's type (``1e3`` is an
+    integer when it is one); keys are dotted (``optimiser.lr``) or aliases (``lr``).
+    The settings' own checks then run on the result."""
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be Settings, got {type(settings).__name__}")
+    changes: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    current = dict(settings.items())
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep:
+            raise SettingsError(f"--set expects key=value, got {assignment!r}")
+        name = ALIASES.get(key, key)
+        if name not in current:
+            close = difflib.get_close_matches(key, setting_names(settings), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise SettingsError(
+                f"unknown setting {key!r}{hint} (`eblvm show PRESET` lists the settings)"
+            )
+        value = parse_value(raw, current[name], name)
+        section, _, leaf = name.rpartition(".")
+        if section:
+            changes.setdefault(section, {})[leaf] = value
+        else:
+            top[leaf] = value
+    replaced = {s: dataclasses.replace(getattr(settings, s), **c) for s, c in changes.items()}
+    return dataclasses.replace(settings, **replaced, **top)
+
+
+def parse_value(raw: str, like: object, name: str) -> Any:
+    """``raw`` as a value of ``like``'s type, naming the setting when it is not one."""
+    kind = type(like)
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if kind is int:
+            try:
+                return int(raw)
+            except ValueError:
+                number = float(raw)  # 1e3
+                if not number.is_integer() or abs(number) >= 2**63:
+                    raise
+                return int(number)
+        if kind is float:
+            return float(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"setting {name} expects {kind.__name__}, got {raw!r}") from None

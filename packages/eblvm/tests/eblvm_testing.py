@@ -1,0 +1,42 @@
+"""Small runs of each family for the eblvm tests."""
+
+from __future__ import annotations
+
+from eblvm.presets import get_preset
+from eblvm.settings import Settings, apply_overrides
+
+
+def small_grbm(*assignments: str) -> Settings:
+    """Checkerboard VaGES-DSM on 2000 points, 30 eager iterations, evaluated every 10."""
+    base = [
+        "n_train=2000",
+        "iterations=30",
+        "eval_every=10",
+        "log_every=10",
+        "checkpoint_every=5",
+        "lr=1e-2",
+        "posterior_lr=1e-2",
+        "compile=off",
+    ]
+    return apply_overrides(get_preset("checkerboard-vages-dsm"), [*base, *assignments])
+
+
+def tiny_images(*assignments: str) -> Settings:
+    """A tiny deep EBLVM on digits padded to 32×32, 200 VaGES-MDSM steps on the CPU."""
+    base = [
+        "h_dim=8",
+        "base_width=4",
+        "posterior_width=4",
+        "batch_size=8",
+        "posterior_steps=2",
+        "iterations=200",
+        "lr=1e-3",
+        "posterior_lr=1e-3",
+        "lr_min=0",
+        "log_every=1",
+        "device=cpu",
+        "sampling.hold_steps=2",
+        "sampling.anneal_steps=3",
+        "sampling.final_steps=2",
+    ]
+    return apply_overrides(get_preset("digits32-vages-mdsm"), [*base, *assignments])
