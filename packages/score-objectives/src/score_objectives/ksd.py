@@ -10,6 +10,7 @@ from ._checks import (
     ScoreFn,
     call_score,
     check_data,
+    check_not_half,
     check_reduction,
     reduce,
     values_readable,
@@ -63,6 +64,7 @@ def rbf_stein_kernel(
     for name, score, point in (("score_x", score_x, x), ("score_y", score_y, y)):
         if not isinstance(score, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(score).__name__}")
+        check_not_half(score, what=f"{name} must not be float16")
         if score.shape != point.shape:
             raise ValueError(
                 f"{name} must have shape {tuple(point.shape)}, got {tuple(score.shape)}"
