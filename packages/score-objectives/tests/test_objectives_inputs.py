@@ -45,7 +45,47 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("sm 3-d", lambda: sm(score, IMAGE[:, 0]), ValueError, r"v must have shape \(B, D\)"),
     ("sm nan", lambda: sm(score, with_nan(V)), ValueError, "v contains non-finite values"),
     ("sm inf", lambda: sm(score, V / 0), ValueError, "v contains non-finite values"),
+    # empty batches, and samples of no values
     ("sm empty", lambda: sm(score, torch.ones(0, 3)), ValueError, "v must not be empty"),
+    ("sm no values", lambda: sm(score, torch.ones(4, 0)), ValueError, "v must not be empty"),
+    ("ssm empty", lambda: ssm(score, torch.ones(0, 3)), ValueError, "v must not be empty"),
+    (
+        "dsm empty",
+        lambda: dsm(score, torch.ones(0, 1, 2, 2), sigma=0.1),
+        ValueError,
+        "v must not be empty",
+    ),
+    (
+        "mdsm empty",
+        lambda: mdsm(score, torch.ones(0, 3), sigma_min=0.1, sigma_max=1.0),
+        ValueError,
+        "v must not be empty",
+    ),
+    (
+        "mdsm empty levels",
+        lambda: mdsm(score, torch.ones(0, 3), levels=torch.ones(0)),
+        ValueError,
+        "v must not be empty",
+    ),
+    ("ksd empty", lambda: ksd(score, torch.ones(0, 3)), ValueError, "v must not be empty"),
+    (
+        "median empty",
+        lambda: median_bandwidth(torch.ones(0, 3)),
+        ValueError,
+        "v must not be empty",
+    ),
+    (
+        "kernel x empty",
+        lambda: rbf_stein_kernel(torch.ones(0, 3), V, torch.ones(0, 3), V, bandwidth=1.0),
+        ValueError,
+        "x must not be empty",
+    ),
+    (
+        "kernel y empty",
+        lambda: rbf_stein_kernel(V, torch.ones(0, 3), V, torch.ones(0, 3), bandwidth=1.0),
+        ValueError,
+        "y must not be empty",
+    ),
     ("ssm nan", lambda: ssm(score, with_nan(V)), ValueError, "v contains non-finite values"),
     ("dsm 1-d", lambda: dsm(score, torch.ones(4), sigma=0.1), ValueError, "v must have shape"),
     (

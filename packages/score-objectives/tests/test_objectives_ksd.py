@@ -8,8 +8,10 @@ import statistics
 import pytest
 import torch
 from objectives_testing import TanhScore, seeded
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from score_objectives import ksd, median_bandwidth, rbf_stein_kernel
+from score_objectives.ksd import _median
 
 
 def stein_kernel_by_autograd(
@@ -80,6 +82,76 @@ def test_median_bandwidth_is_half_the_median_squared_distance(batch: int) -> Non
     squared = [float((v[i] - v[j]).pow(2).sum()) for i in range(batch) for j in range(i + 1, batch)]
     expected = math.sqrt(statistics.median(squared) / 2)
     assert float(median_bandwidth(v)) == pytest.approx(expected, rel=1e-12)
+
+
+def sorted_pairs_median_bandwidth(v: torch.Tensor) -> torch.Tensor:
+    """The definition: sort the squared distances of the pairs i < j, taken as
+    differences, and average the two middle ones."""
+    flat = v.flatten(1)
+    squared = torch.cat([(flat[i + 1 :] - flat[i]).pow(2).sum(dim=1) for i in range(len(flat) - 1)])
+    ordered = squared.sort().values
+    n = ordered.numel()
+    return (0.5 * (ordered[(n - 1) // 2] + ordered[n // 2]) / 2).sqrt()
+
+
+@pytest.mark.parametrize(
+    ("batch", "ties"),
+    # 300 and 302 samples: 44850 and 45451 pairs, enough for the bracketing sample;
+    # 40: 780 pairs. Integer data on a 3 × 3 grid give many equal distances.
+    [(300, False), (302, False), (40, False), (300, True), (301, True)],
+)
+def test_median_bandwidth_equals_the_sorted_pairs_median(batch: int, ties: bool) -> None:
+    g = seeded(35)
+    if ties:
+        v = torch.randint(0, 3, (batch, 2), generator=g).to(torch.float64)
+    else:
+        v = torch.randn(batch, 5, generator=g, dtype=torch.float64) * 3.0 + 10.0
+    # The same median, selected instead of sorted, in float64: rounding only.
+    torch.testing.assert_close(
+        median_bandwidth(v), sorted_pairs_median_bandwidth(v), rtol=1e-12, atol=0
+    )
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_median_selection_is_exact_when_the_sampled_bounds_miss(odd: bool) -> None:
+    # _median brackets the middle of n > 32768 values by a strided sample. Here the
+    # sampled positions hold values far above, or far below, all the others, so the
+    # bounds miss the middle; and uniform values, where they hold it.
+    n = 50001 if odd else 50000
+    values = torch.rand(n, generator=seeded(36), dtype=torch.float64)
+    step = n // 8192
+    too_high, too_low = values.clone(), values.clone()
+    too_high[::step] += 10.0
+    too_low[::step] *= 1e-3
+    for case in (values, too_high, too_low):
+        ordered = case.sort().values
+        expected = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
+        assert float(_median(case)) == float(expected)
+
+
+def test_median_bandwidth_while_traced_and_mapped_equals_eager() -> None:
+    # Under make_fx and vmap the values cannot be read: all pairs are searched. The
+    # graph traced at one data set holds for another.
+    v = torch.randn(2, 300, 3, generator=seeded(37), dtype=torch.float64)
+    expected = torch.stack([sorted_pairs_median_bandwidth(x) for x in v])
+    graph = make_fx(median_bandwidth)(v[0])
+    torch.testing.assert_close(graph(v[1]), expected[1], rtol=1e-12, atol=0)
+    torch.testing.assert_close(torch.func.vmap(median_bandwidth)(v), expected, rtol=1e-12, atol=0)
+
+
+def test_ksd_with_the_median_bandwidth_equals_ksd_with_it_given() -> None:
+    # ksd shares its matrix of squared distances with the median; the result must be
+    # the U-statistic at the bandwidth of the definition.
+    g = seeded(38)
+    model = TanhScore(4, generator=g, dtype=torch.float64)
+    v = torch.randn(300, 4, generator=g, dtype=torch.float64)
+    h = sorted_pairs_median_bandwidth(v)
+    torch.testing.assert_close(
+        ksd(model, v, reduction="none"),
+        ksd(model, v, bandwidth=h, reduction="none"),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_ksd_is_near_zero_for_samples_from_the_model() -> None:

@@ -71,6 +71,75 @@ def test_sm_equals_direct_jacobian_trace_for_nonlinear_score() -> None:
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
+def sm_one_pass_per_dimension(model: torch.nn.Module, v: torch.Tensor) -> torch.Tensor:
+    """Per-sample SM with the trace from one autograd pass per dimension."""
+    x = v.detach().requires_grad_(True)
+    s = model(x)
+    trace = torch.zeros(v.shape[0], dtype=v.dtype)
+    for d in range(v.shape[1]):
+        (grad,) = torch.autograd.grad(s[:, d].sum(), x, create_graph=True)
+        trace = trace + grad[:, d]
+    return 0.5 * s.pow(2).sum(dim=1) + trace
+
+
+@pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.SiLU])
+def test_sm_on_an_mlp_equals_one_pass_per_dimension(activation: type[torch.nn.Module]) -> None:
+    dim = 20  # two mapped passes, of 16 directions and of 4
+    torch.manual_seed(7)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(dim, 16), activation(), torch.nn.Linear(16, dim)
+    ).double()
+    v = torch.randn(9, dim, generator=seeded(8), dtype=torch.float64)
+    per_sample = sm(model, v, reduction="none")
+    expected = sm_one_pass_per_dimension(model, v)
+
+    # The same vector-Jacobian products, mapped or one at a time, in float64.
+    torch.testing.assert_close(per_sample, expected, rtol=1e-12, atol=1e-12)
+    for got, want in zip(
+        grads(model, per_sample.mean()), grads(model, expected.mean()), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+class CubeWithBufferedBackward(torch.autograd.Function):
+    """x³, whose backward scales a fresh buffer in place: autograd runs it for one
+    direction at a time, but torch.func.vmap cannot map it over directions."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return (3 * x * x).mul_(grad)
+
+
+def test_sm_falls_back_to_one_pass_per_dimension_where_the_graph_cannot_be_mapped() -> None:
+    a = torch.nn.Parameter(torch.tensor(0.7, dtype=torch.float64))
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        return -a * CubeWithBufferedBackward.apply(x)
+
+    v = torch.randn(6, DIM, generator=seeded(9), dtype=torch.float64)
+    x = v.clone().requires_grad_(True)
+    s = score(x)
+    directions = torch.eye(DIM, dtype=torch.float64).unsqueeze(1).expand(DIM, *v.shape)
+    with pytest.raises(RuntimeError):
+        torch.func.vmap(lambda u: torch.autograd.grad(s, x, u, create_graph=True)[0])(directions)
+
+    per_sample = sm(score, v, reduction="none")
+    (grad_a,) = torch.autograd.grad(per_sample.mean(), a)
+
+    # s = −a x³ elementwise has the diagonal Jacobian −3a x², so the per-sample SM is
+    # ½a² Σx⁶ − 3a Σx², and its derivative in a is a Σx⁶ − 3 Σx².
+    sixth, second = v.pow(6).sum(dim=1), v.pow(2).sum(dim=1)
+    expected = 0.5 * 0.7**2 * sixth - 3 * 0.7 * second
+    torch.testing.assert_close(per_sample.detach(), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_a, (0.7 * sixth - 3 * second).mean(), rtol=1e-12, atol=1e-12)
+
+
 def test_ssm_with_injected_noise_equals_direct_quadratic_form() -> None:
     g = seeded(2)
     model = TanhScore(4, generator=g, dtype=torch.float64)

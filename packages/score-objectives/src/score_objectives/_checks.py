@@ -13,11 +13,13 @@ REDUCTIONS = ("mean", "none")
 
 
 def check_data(v: object, *, name: str = "v") -> torch.Tensor:
-    """A floating tensor with a batch axis and at least one more axis, non-empty and finite."""
+    """A floating tensor, not float16, with a batch axis and at least one more axis,
+    non-empty and finite."""
     if not isinstance(v, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
     if not v.is_floating_point():
         raise TypeError(f"{name} must be a floating tensor, got dtype {v.dtype}")
+    check_not_half(v, what=f"{name} must not be float16")
     if v.dim() < 2:
         raise ValueError(
             f"{name} must have shape (B, ...) with at least 2 dims, got shape {tuple(v.shape)}"
@@ -27,6 +29,16 @@ def check_data(v: object, *, name: str = "v") -> torch.Tensor:
     if values_readable(v) and not bool(torch.isfinite(v).all()):
         raise ValueError(f"{name} contains non-finite values")
     return v
+
+
+def check_not_half(t: torch.Tensor, *, what: str) -> None:
+    """Refuse float16, whose range is too narrow for the objectives' arithmetic."""
+    if t.dtype == torch.float16:
+        raise TypeError(
+            f"{what}: its range (largest value 65504) is too narrow for the objectives' "
+            "squared norms and kernel terms, which overflow to inf or NaN; use float32 or "
+            "bfloat16 (a float16 model can cast inside score_fn)"
+        )
 
 
 def check_reduction(reduction: object) -> str:
@@ -88,6 +100,7 @@ def call_score(score_fn: ScoreFn, x: torch.Tensor) -> torch.Tensor:
     s = score_fn(x)
     if not isinstance(s, torch.Tensor):
         raise TypeError(f"score_fn must return a torch.Tensor, got {type(s).__name__}")
+    check_not_half(s, what="score_fn must not return float16")
     if s.shape != x.shape:
         raise ValueError(
             f"score_fn must return a tensor of v's shape {tuple(x.shape)}, got {tuple(s.shape)}"
