@@ -187,8 +187,8 @@ def _blocks(factor: Tensor) -> tuple[tuple[int, int], ...]:
     """The column blocks [start, end) in which ``factor`` (r, H) is multiplied: about
     ``_BLOCK_WIDTH`` wide for an upper-triangular square F on CPU, else one, [0, H)."""
     h_dim = factor.shape[1]
-    triangular = factor.shape[0] == h_dim and torch.equal(factor, factor.triu())
-    if not triangular or factor.device.type != "cpu":
+    on_cpu = factor.device.type == "cpu"
+    if not (on_cpu and factor.shape[0] == h_dim and torch.equal(factor, factor.triu())):
         return ((0, h_dim),)
     count = max(1, round(h_dim / _BLOCK_WIDTH))
     bounds = [h_dim * i // count for i in range(count + 1)]
