@@ -401,9 +401,11 @@ AIS_CHAINS = 2000
 
 
 def ais_matrix_products(grbm: GRBM, *, n_chains: int, n_steps: int) -> None:
-    """The matrix products of ``n_steps`` AIS steps alone, as AIS computes them:
-    m = F h, (N, H)·(H, r), and a + Fᵀ(β m + z), (N, r)·(r, H), into fresh outputs, with
-    F the path's factor of (σ ⊙ W)ᵀ(σ ⊙ W) (σ ⊙ W itself when H ≥ D, else its QR's R)."""
+    """The matrix products of ``n_steps`` AIS steps alone, dense: m = F h, (N, H)·(H, r),
+    and a + Fᵀ(β m + z), (N, r)·(r, H), into fresh outputs, with F the path's factor of
+    (σ ⊙ W)ᵀ(σ ⊙ W) (σ ⊙ W itself when H ≥ D, else its QR's R). The bar is these dense
+    products of AIS's widths; on CPU AIS multiplies a triangular R in blocks that skip
+    most of its zero triangle, so it can come in under it."""
     from eblvm_eval import ais_params
 
     params = ais_params(grbm)

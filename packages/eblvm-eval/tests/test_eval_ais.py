@@ -21,6 +21,7 @@ from eblvm_eval import (
     ais_params,
     exact_log_partition,
 )
+from eblvm_eval import ais as ais_module
 
 
 @pytest.fixture
@@ -36,22 +37,37 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(
-    ("v_dim", "h_dim", "weight_std", "dtype"),
+    ("v_dim", "h_dim", "weight_std", "block_width"),
     [
-        (2, 6, 1.0, torch.float64),
-        (5, 8, 0.6, torch.float64),
-        (10, 12, 0.5, torch.float64),
-        (20, 12, 0.4, torch.float64),
-        (12, 10, 0.5, torch.float32),
+        (2, 6, 1.0, 80),
+        (5, 8, 0.6, 80),
+        (10, 12, 0.5, 80),
+        (20, 12, 0.4, 80),
+        (12, 10, 0.5, 80),
+        # H < D: F is triangular; blocks 4 wide take the blocked products of a wide model.
+        (20, 12, 0.4, 4),
+        (16, 11, 0.5, 3),
     ],
 )
 def test_agrees_with_exact_log_partition(
-    v_dim: int, h_dim: int, weight_std: float, dtype: torch.dtype
+    v_dim: int,
+    h_dim: int,
+    weight_std: float,
+    block_width: int,
+    dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """float64 and float32 chains (float64 weights in both) within 0.05 nats of log Z."""
+    monkeypatch.setattr(ais_module, "_BLOCK_WIDTH", block_width)
     grbm = random_grbm(v_dim, h_dim, seed=10 * v_dim + h_dim, weight_std=weight_std, dtype=dtype)
+    params = ais_params(grbm)
+    assert len(ais_module._blocks(params.gram_factor)) == (
+        1 if h_dim >= v_dim else max(1, round(h_dim / block_width))
+    )
     exact = exact_log_partition(grbm).item()
-    base = ais_params(grbm).log_z_base
+    base = params.log_z_base
     assert abs(exact - base) > 3.0  # the model is far from the base: the test is not trivial
     generator = torch.Generator().manual_seed(v_dim)
     result = ais_log_partition(grbm, n_chains=1000, n_steps=500, generator=generator)
@@ -136,6 +152,43 @@ def test_kernel_step_matches_loops(v_dim: int, h_dim: int) -> None:
         expected = (uniforms[i].numpy() < p_on).astype(np.float64)
         np.testing.assert_array_equal(new.h[i].numpy(), expected)
     assert 0 < new.h.sum().item() < new.h.numel()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kernel_in_blocks_matches_dense_products(dtype: torch.dtype) -> None:
+    """At H = 250 < D = 300 the factor is the triangular R, which the kernel multiplies in
+    three blocks on CPU: the increments and the new h agree with the dense formula
+    (β − β′) aᵀh + ½(β² − β′²)‖R h‖² and h′ = [u < sigmoid(β (a + Rᵀ(β R h + z)))] in
+    float64 (in float32 up to the h whose u lies within 1e-4 of its probability)."""
+    grbm = random_grbm(300, 250, seed=12, weight_std=0.1, dtype=dtype)
+    params = ais_params(grbm)
+    assert ais_module._blocks(params.gram_factor) == ((0, 83), (83, 166), (166, 250))
+    generator = torch.Generator().manual_seed(2)
+    n, beta, beta_prev = 64, 0.7, 0.4
+    state = AISState(
+        h=torch.randint(0, 2, (n, 250), generator=generator, dtype=dtype),
+        log_weights=torch.zeros(n, dtype=torch.float64),
+        beta=beta_prev,
+    )
+    uniforms = torch.rand(n, 250, generator=generator, dtype=dtype)
+    normals = torch.randn(n, 250, generator=generator, dtype=dtype)
+    new, info = ais_kernel(state, params=params, beta=beta, uniforms=uniforms, normals=normals)
+
+    factor, bias = params.gram_factor.double(), params.hidden_bias.double()
+    h, z, u = state.h.double(), normals.double(), uniforms.double()
+    projected = h @ factor.T
+    increment = (beta - beta_prev) * h @ bias + 0.5 * (beta**2 - beta_prev**2) * (projected**2).sum(
+        1
+    )
+    p_on = torch.sigmoid(beta * (bias + (beta * projected + z) @ factor))
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(
+        info.log_weight_increment, increment, rtol=tol, atol=tol * increment.abs().max().item()
+    )
+    clear = (u - p_on).abs() > tol
+    assert clear.float().mean() > 0.99
+    assert torch.equal(new.h.double()[clear], (u < p_on).double()[clear])
+    assert 0.1 < new.h.mean().item() < 0.9
 
 
 def hidden_moments(hidden: Tensor) -> tuple[Tensor, Tensor]:
@@ -235,6 +288,12 @@ def test_progress_and_generator() -> None:
     )
     assert torch.equal(first.log_weights, again.log_weights)
     assert not torch.equal(first.log_weights, other.log_weights)
+    # Without a generator every draw, the seed of the uniforms included, follows torch's.
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        runs.append(ais_log_partition(grbm, n_chains=8, n_steps=5).log_weights)
+    assert torch.equal(runs[0], runs[1])
 
 
 def test_refuses_bad_arguments() -> None:
