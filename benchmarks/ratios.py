@@ -1,6 +1,6 @@
 """Print the performance goals as ratios of benchmarks measured in one asv run.
 
-    python ratios.py [--results DIR | --file RESULTS.json]
+    python ratios.py [--results DIR | --file RESULTS.json] [--markdown]
 
 Reads the results of the newest commit under DIR (default: this folder's
 ``.asv/results``), or the file given, and prints each ratio next to its goal and
@@ -167,6 +167,39 @@ def ratios() -> list[Ratio]:
     return rows
 
 
+STACKED = f"{TRAINING}StackedGRBM"
+
+
+def stacked_rows(measurements: Measurements) -> list[list[str]]:
+    """Per-run iteration cost of each checkerboard method's compiled stack of S runs,
+    as a fraction of one run's eager step (measured in the same run), and the compile
+    time."""
+    timing, compile_time = f"{STACKED}.time_iteration", f"{STACKED}.track_compile_seconds"
+    names = measurements.param_names.get(timing)
+    if not names:
+        return []
+    rows = []
+    methods = dict.fromkeys(combo[0] for combo in measurements.values.get(timing, {}))
+    for device in ("cpu", "cuda"):
+        for method in methods:
+            base = {"method": method, "runs": 1, "mode": "eager", "device": device}
+            eager = measurements.get(timing, base)
+            if eager is None:
+                continue
+            cells = [method, device, _format(eager, "s")]
+            for runs in (1, 3, 10, 30):
+                params = {**base, "runs": runs, "mode": "compiled"}
+                value = measurements.get(timing, params)
+                cells.append("-" if value is None else f"{value / runs / eager:.3f}")
+            seconds = measurements.get(compile_time, {**base, "runs": 1, "mode": "compiled"})
+            cells.append("-" if seconds is None else f"{seconds:.0f} s")
+            rows.append(cells)
+    return rows
+
+
+STACKED_HEADER = ["method", "device", "eager, 1 run", "S=1", "S=3", "S=10", "S=30", "compile"]
+
+
 def _format(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1e3:.1f} ms" if value < 10 else f"{value:.1f} s"
@@ -230,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--results", type=Path, default=HERE / ".asv" / "results")
     source.add_argument("--file", type=Path, help="one asv results JSON file")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print the tables as Markdown (the README's)"
+    )
     args = parser.parse_args(argv)
     if args.file is not None:
         result = Results.load(str(args.file))
@@ -238,13 +274,32 @@ def main(argv: list[str] | None = None) -> None:
         result = newest(args.results)
         results_dir = args.results
     header = ["ratio", "workload", "device", "measured", "ratio", "goal", "paper", ""]
-    rows = table(Measurements(result, param_names(results_dir)))
-    if not rows:
+    measurements = Measurements(result, param_names(results_dir))
+    rows = table(measurements)
+    stacked = stacked_rows(measurements)
+    if not rows and not stacked:
         raise SystemExit("the results hold none of the measurements the ratios need")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print(f"commit {result.commit_hash[:8]}, environment {result.env_name}")
+    _print(header, rows)
+    if stacked:
+        print("\nper-run iteration cost of a compiled stack of S runs / one eager run")
+        _print(STACKED_HEADER, stacked)
+    if args.markdown:
+        print("\n" + _markdown(header, rows))
+        if stacked:
+            print("\n" + _markdown(STACKED_HEADER, stacked))
+
+
+def _print(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class KSD:
             "frey",
             score,
             w.device(device),
-            objective=w.ksd_objective,
+            objective="ksd",
             batch=batch,
             posterior_steps=0,
         )

@@ -150,3 +150,33 @@ class DeepIterationGPU(_GPU):
         return self._examples_per_second(5)
 
     track_images_per_second.unit = "images/s"  # type: ignore[attr-defined]
+
+
+class StackedGRBM:
+    """The checkerboard presets' training step: S runs as one stack compiled into one
+    step, against the eager step of one run alone (``mode="eager"``, S = 1), as a run
+    trains when it cannot be compiled. The per-run iteration cost is the time over S;
+    ``track_compile_seconds`` is the trace and compile time of the setup (shorter when
+    inductor's on-disk cache already holds the graph's kernels)."""
+
+    params = (list(w.STACKED_METHODS), list(w.STACKED_RUNS), ["eager", "compiled"], list(w.DEVICES))
+    param_names = ("method", "runs", "mode", "device")
+    timeout = 900.0
+
+    def setup(self, method: str, runs: int, mode: str, device: str) -> None:
+        if mode == "eager" and runs != 1:
+            raise NotImplementedError("the eager baseline is a single run")
+        self.iteration = w.checkerboard_iteration(
+            method, runs, w.device(device), compiled=mode == "compiled"
+        )
+        self.iteration.step()  # compiles (and warms up)
+        w.synchronize(self.iteration.device)
+
+    def time_iteration(self, method: str, runs: int, mode: str, device: str) -> None:
+        self.iteration.step()
+        w.synchronize(self.iteration.device)
+
+    def track_compile_seconds(self, method: str, runs: int, mode: str, device: str) -> float:
+        return float(getattr(self.iteration.train_step, "compile_seconds", 0.0))
+
+    track_compile_seconds.unit = "s"  # type: ignore[attr-defined]

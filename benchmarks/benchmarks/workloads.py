@@ -1,23 +1,24 @@
-"""Workloads shared by the suites, built from the packages' public APIs only.
+"""Workloads shared by the suites, built from the packages' public APIs.
 
-One training iteration is what the trainer does per minibatch: K posterior steps
-(``score_estimators.fit_posterior``), then one θ step: the objective of
-``score_objectives`` on the estimator's score, back-propagated to θ, and an Adam
-step. Sizes are named; a size marked ``large`` runs on CPU only when the
-environment variable ``EBLVM_BENCH_FULL_CPU=1`` is set (otherwise its benchmarks
-are skipped there, as every CUDA benchmark is on a machine without a GPU).
-``EBLVM_BENCH_THREADS=n`` sets torch's intra-op threads (on a small shared
-machine one thread gives steadier numbers).
+One training iteration is the toolkit's own training step (``eblvm.step``, built by
+``eblvm.parts.build_step`` from settings, as the trainer builds it): K posterior
+steps, then one θ step on the objective of the estimator's score, and both Adam
+updates, with the iteration's draws made beforehand from the run's generator. Sizes
+are named; a size marked ``large`` runs on CPU only when the environment variable
+``EBLVM_BENCH_FULL_CPU=1`` is set (otherwise its benchmarks are skipped there, as
+every CUDA benchmark is on a machine without a GPU). ``EBLVM_BENCH_THREADS=n`` sets
+torch's intra-op threads (on a small shared machine one thread gives steadier numbers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,32 +26,17 @@ from torch import Tensor, nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from ebm_models import GRBM, ConvGaussianPosteriorNet, DeepEBLVM, DeepEBM
-from score_estimators import (
-    BernoulliPosterior,
-    BiSM,
-    ExactScore,
-    GaussianPosterior,
-    ImportanceSampling,
-    Langevin,
-    VaES,
-    VaGES,
-    fisher_loss,
-    fit_posterior,
-    kl_loss,
-)
-from score_objectives import dsm, ksd, mdsm, noise_levels
+from ebm_models import GRBM, ConvGaussianPosteriorNet, DeepEBLVM
+from score_estimators import BernoulliPosterior, GaussianPosterior
 
 FULL_ON_CPU = "EBLVM_BENCH_FULL_CPU"
 THREADS = "EBLVM_BENCH_THREADS"
 DEVICES = ("cpu", "cuda")
 N_SAMPLES = 2  # L
 POSTERIOR_STEPS = 5  # K
-BETAS = (0.9, 0.95)
 MIB = 2.0**20
 
 ScoreFn = Callable[[Tensor], Tensor]
-Objective = Callable[[ScoreFn, Tensor], Tensor]
 
 if os.environ.get(THREADS):
     torch.set_num_threads(int(os.environ[THREADS]))
@@ -76,12 +62,6 @@ def synchronize(dev: torch.device) -> None:
     """Wait for the device's queued work (timings on CUDA must include it)."""
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-
-
-def on_device(dev: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """Default device for the iteration's own draws: the posteriors draw their noise on
-    torch's default device, so a CUDA iteration runs inside ``torch.device(dev)``."""
-    return contextlib.nullcontext() if dev.type == "cpu" else dev
 
 
 @dataclass(frozen=True)
@@ -119,92 +99,94 @@ GRBM_METHODS = ("exact", "vaes", "vages", "is", "bism0", "bism2", "bism5")
 DEEP_METHODS = ("ebm", "vaes", "vages", "is", "bism0", "bism2", "bism5")
 
 
-# --- one training iteration ---------------------------------------------------------
+# --- one training iteration -------------------------------------------------------
 
 
-def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr, betas=BETAS)
+def eblvm(module: str) -> Any:
+    """``eblvm.<module>``; skips the benchmark where the commit's eblvm lacks it."""
+    try:
+        return importlib.import_module(f"eblvm.{module}")
+    except ImportError as error:
+        raise NotImplementedError(f"eblvm.{module} is not installed: {error}") from error
+
+
+def _method(method: str) -> dict[str, Any]:
+    """The method section of a benchmark method's name: exact, vaes, vages, is, bismN, cd."""
+    if method in ("exact", "ebm"):
+        return {"name": "exact"}
+    if method.startswith("bism"):
+        return {"name": "bism", "n_unroll": int(method[4:]), "n_samples": N_SAMPLES}
+    return {"name": method, "n_samples": N_SAMPLES}
 
 
 @dataclass
 class Iteration:
-    """One training iteration of ``energy`` on the minibatch ``v``.
-
-    ``fit()``: K = ``posterior_steps`` steps of ``posterior_loss`` on the fitted
-    ``posterior`` (none without one) at the minibatch v, or at ``fit_points(v)``
-    (drawn once per iteration) when given; ``theta_loss()``: the objective of the score
-    ``estimator(energy, sampler, ·)``; ``step()``: fit, then one θ step on that loss.
+    """The training step of a run (or a stack of runs) on a fixed batch ``v``: each call
+    of :meth:`step` draws the iteration's noise from the runs' generators and steps.
+    ``theta_only`` is the same step without the posterior fit (for the θ step's memory).
     """
 
-    energy: nn.Module
-    estimator: Callable[..., Tensor]
-    objective: Objective
+    train_step: Any
+    state: Any
     v: Tensor
-    lr: float
-    posterior: nn.Module | None = None
-    sampler: Any = None
-    posterior_loss: Callable[..., Tensor] = kl_loss
-    posterior_steps: int = POSTERIOR_STEPS
-    fit_points: Callable[[Tensor], Tensor] | None = None
-    theta: list[nn.Parameter] = field(init=False)
-    theta_optimizer: torch.optim.Optimizer = field(init=False)
-    posterior_optimizer: torch.optim.Optimizer | None = field(init=False)
+    runs: int
+    theta_only: Any = None
+    generators: list[torch.Generator] = dataclasses.field(default_factory=list)
+    iteration: int = 0
 
     def __post_init__(self) -> None:
-        self.theta = [p for p in self.energy.parameters() if p.requires_grad]
-        self.theta_optimizer = _adam(self.energy, self.lr)
-        self.posterior_optimizer = (
-            None if self.posterior is None else _adam(self.posterior, self.lr)
-        )
+        if not self.generators:
+            self.generators = [
+                torch.Generator(self.v.device).manual_seed(100 + run) for run in range(self.runs)
+            ]
 
     @property
     def device(self) -> torch.device:
         return self.v.device
 
-    def clear_grads(self) -> None:
-        """Drop θ's and φ's gradients (as every step does before its backward pass)."""
-        self.theta_optimizer.zero_grad(set_to_none=True)
-        if self.posterior_optimizer is not None:
-            self.posterior_optimizer.zero_grad(set_to_none=True)
-
-    def fit(self) -> None:
-        if self.posterior is None or self.posterior_optimizer is None:
-            return
-        fit_posterior(
-            self.energy,
-            self.posterior,
-            self.v if self.fit_points is None else self.fit_points(self.v),
-            self.posterior_optimizer,
-            steps=self.posterior_steps,
-            loss=self.posterior_loss,
-        )
-
-    def theta_loss(self) -> Tensor:
-        return self.objective(lambda x: self.estimator(self.energy, self.sampler, x), self.v)
+    def noise(self, step: Any) -> Any:
+        pieces = self.v.chunk(self.runs)
+        draws = [
+            step.draw_noise(piece, g) for piece, g in zip(pieces, self.generators, strict=True)
+        ]
+        return eblvm("step").fold_noise(draws, step.noise_axes())
 
     def step(self) -> None:
-        with on_device(self.device):
-            self.fit()
-            loss = self.theta_loss()
-            self.theta_optimizer.zero_grad(set_to_none=True)
-            loss.backward(inputs=self.theta)
-            self.theta_optimizer.step()
+        """One training iteration (its draws included)."""
+        self.iteration += 1
+        t = torch.tensor(float(self.iteration), dtype=torch.float64, device=self.device)
+        self.state, _ = self.train_step(self.state, self.v, self.noise(self.train_step), t)
+
+    def theta_step(self) -> None:
+        """The θ step alone, from the same state (nothing is kept)."""
+        step = self.theta_only
+        t = torch.tensor(1.0, dtype=torch.float64, device=self.device)
+        step(self.state, self.v, self.noise(step), t)
 
 
-def _score_estimator(
-    method: str, posterior_loss: Callable[..., Tensor], inner_lr: float
-) -> Callable[..., Tensor]:
-    if method == "exact" or method == "ebm":
-        return ExactScore()
-    if method == "vaes":
-        return VaES(N_SAMPLES)
-    if method == "vages":
-        return VaGES(N_SAMPLES)
-    if method == "is":
-        return ImportanceSampling(N_SAMPLES)
-    if method.startswith("bism"):
-        return BiSM(int(method[4:]), n_samples=N_SAMPLES, loss=posterior_loss, inner_lr=inner_lr)
-    raise ValueError(f"unknown method {method!r}")
+def _iteration(
+    settings: Any,
+    model: Any,
+    v: Tensor,
+    *,
+    runs: int = 1,
+    compiled: bool = False,
+    data: Tensor | None = None,
+) -> Iteration:
+    functional, build_step = eblvm("functional"), eblvm("parts").build_step
+    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    layout, ranks = functional.Runs(runs, stacked), eblvm("distributed").Ranks(device=v.device)
+    step = build_step(settings, model, layout, ranks, data=data)
+    theta = functional.parameters_of(model.energy)
+    phi = {} if model.posterior is None else functional.parameters_of(model.posterior)
+    state = step.init(theta, phi, v)
+    theta_only = None
+    if not settings.method.is_contrastive:
+        theta_only = build_step(
+            settings.changed(posterior={"steps": 0}), model, layout, ranks, data=data
+        )
+    train_step = eblvm("compiled").CompiledStep(step, "on") if compiled else step
+    return Iteration(train_step, state, v, runs, theta_only)
 
 
 def grbm_model(size: GRBMSize, dev: torch.device, *, seed: int = 0) -> GRBM:
@@ -228,7 +210,7 @@ def grbm_iteration(
     method: str,
     dev: torch.device,
     *,
-    objective: Objective | None = None,
+    objective: str = "dsm",
     batch: int | None = None,
     posterior_steps: int = POSTERIOR_STEPS,
     seed: int = 0,
@@ -236,41 +218,22 @@ def grbm_iteration(
     """A GRBM training iteration with the Frey-face settings (DSM σ 0.3, Adam 2e-4):
     Bernoulli q with a linear network (temperature 0.1) fitted by KL, L = 2, K = 5.
     ``method``: one of ``GRBM_METHODS``."""
+    Model, Settings = eblvm("parts").Model, eblvm("settings").Settings
     size = GRBM_SIZES[size_name]
     torch.manual_seed(seed)
-    energy = grbm_model(size, dev, seed=seed)
     v = grbm_data(size, dev, batch=batch, seed=seed + 1)
-    objective = objective or partial(dsm, sigma=0.3)
-    estimator = _score_estimator(method, kl_loss, inner_lr=1e-3)
-    if method == "exact":
-        return Iteration(energy, estimator, objective, v, lr=2e-4, posterior_steps=0)
-    posterior = BernoulliPosterior(nn.Linear(size.v_dim, size.h_dim), temperature=0.1).to(dev)
-    return Iteration(
-        energy,
-        estimator,
-        objective,
-        v,
-        lr=2e-4,
-        posterior=posterior if posterior_steps else None,
-        sampler=posterior,
-        posterior_steps=posterior_steps,
+    settings = Settings().changed(
+        data={"batch_size": len(v)},
+        method=_method(method),
+        objective={"name": objective, "sigma": 0.3},
+        posterior={"steps": posterior_steps, "lr": 2e-4},
+        optimiser={"lr": 2e-4},
     )
-
-
-SIGMA_MIN, SIGMA_MAX, SIGMA0 = 0.05, 1.2, 0.1
-
-
-def mdsm_objective(score_fn: ScoreFn, v: Tensor) -> Tensor:
-    """MDSM of the deep models: σ in [0.05, 1.2] spread linearly over the batch, σ0 0.1."""
-    return mdsm(score_fn, v, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, sigma0=SIGMA0)
-
-
-def mdsm_noisy(v: Tensor) -> Tensor:
-    """Noisy images v + σ ε with MDSM's noise levels σ over the batch: (B, C, S, S)."""
-    levels = noise_levels(
-        len(v), sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, schedule="linear", dtype=v.dtype
-    )
-    return v + levels.to(v.device).view(-1, 1, 1, 1) * torch.randn_like(v)
+    posterior = None
+    if method != "exact":
+        posterior = BernoulliPosterior(nn.Linear(size.v_dim, size.h_dim), temperature=0.1).to(dev)
+    model = Model(grbm_model(size, dev, seed=seed), posterior, (size.h_dim,))
+    return _iteration(settings, model, v)
 
 
 def deep_images(size: DeepSize, dev: torch.device, *, seed: int = 1) -> Tensor:
@@ -285,39 +248,83 @@ def deep_iteration(size_name: str, method: str, dev: torch.device, *, seed: int 
 
     ``ebm``: the deep EBM with its exact score. Otherwise the deep EBLVM, Gaussian q
     with the convolutional network fitted by the posterior Fisher divergence, K = 5
-    steps at one batch of noisy images (MDSM's noise levels), L = 2. VaES and VaGES draw
-    from q refined by 5 Langevin steps in h (step 1e-2, noise 1e-4); IS and BiSM need
-    q's density and use q itself. BiSM unrolls with step size 1e-4: at this
-    initialisation 1e-3 diverges within 5 unrolled steps (the cost is the same).
+    steps at the objective's noisy images, L = 2. VaES and VaGES refine their draws by
+    5 Langevin steps in h (step 1e-2, noise 1e-4); IS and BiSM need q's density and use
+    q itself. BiSM unrolls with step size 1e-4: at this initialisation 1e-3 diverges
+    within 5 unrolled steps (the cost is the same).
     """
+    build_model, Model = eblvm("images.models").build_model, eblvm("parts").Model
     size = DEEP_SIZES[size_name]
     require_size(dev, large=size.large)
-    torch.manual_seed(seed)
-    v = deep_images(size, dev, seed=seed + 1)
-    net = {"base_width": size.base_width, "blocks_per_stage": size.blocks_per_stage}
-    estimator = _score_estimator(method, fisher_loss, inner_lr=1e-4)
-    if method == "ebm":
-        ebm = DeepEBM(size.channels, image_size=size.image_size, **net).to(dev)
-        return Iteration(ebm, estimator, mdsm_objective, v, lr=5e-5, posterior_steps=0)
-    energy = DeepEBLVM(size.channels, size.h_dim, image_size=size.image_size, **net).to(dev)
-    posterior_net = ConvGaussianPosteriorNet(
-        size.channels, size.h_dim, width=size.posterior_width, image_size=size.image_size
+    refine = 5 if method in ("vaes", "vages") else 0
+    settings = eblvm("images.presets").CIFAR10.changed(
+        data={"batch_size": size.batch, "channels": size.channels, "image_size": size.image_size},
+        model={
+            "h_dim": size.h_dim,
+            "base_width": size.base_width,
+            "blocks_per_stage": size.blocks_per_stage,
+            "posterior_width": size.posterior_width,
+        },
+        method={**_method(method), "refine_steps": refine, "inner_lr": 1e-4},
+        optimiser={"ema_decay": 0.0, "schedule": "constant"},
     )
-    posterior = GaussianPosterior(posterior_net).to(dev)
-    if method in ("vaes", "vages"):
-        refine = Langevin(5, step_size=1e-2, noise_std=1e-4)
-        estimator = (VaES if method == "vaes" else VaGES)(N_SAMPLES, refine=refine)
-    return Iteration(
-        energy,
-        estimator,
-        mdsm_objective,
-        v,
-        lr=5e-5,
-        posterior=posterior,
-        sampler=posterior,
-        posterior_loss=fisher_loss,
-        fit_points=mdsm_noisy,
+    settings = dataclasses.replace(settings, seed=seed, device=dev.type)
+    model = build_model(settings)
+    posterior = None if model.posterior is None else model.posterior.to(dev)
+    model = Model(model.energy.to(dev), posterior, model.latent_shape)
+    return _iteration(settings, model, deep_images(size, dev, seed=seed + 1))
+
+
+STACKED_METHODS = (
+    "vages-dsm",
+    "nce",
+    "vnce",
+    "dsm",
+    "cd",
+    "pcd",
+    "bism-dsm-n0",
+    "bism-dsm-n2",
+    "bism-dsm-n5",
+    "vages-ssm",
+    "ssm",
+    "ksd",
+    "vages-ksd-l2",
+    "vages-ksd-l5",
+    "vages-ksd-l10",
+    "is-ksd-l2",
+    "is-ksd-l5",
+    "is-ksd-l10",
+)
+STACKED_RUNS = (1, 3, 10, 30)
+
+
+def checkerboard_iteration(
+    method: str, runs: int, dev: torch.device, *, compiled: bool
+) -> Iteration:
+    """The ``checkerboard-<method>`` preset's step for ``runs`` seeds on their batches:
+    a stack compiled into one step, or (``compiled=False``, one run) the eager step of
+    a single run, as a run is trained when it cannot be compiled."""
+    presets = eblvm("presets")
+    settings = dataclasses.replace(presets.get_preset(f"checkerboard-{method}"), device=dev.type)
+    task = presets.task_for(settings)
+    models = [
+        task.build(dataclasses.replace(settings, seed=s), torch.Generator().manual_seed(s))
+        for s in range(runs)
+    ]
+    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    model = task.stack(models) if stacked else models[0]
+    posterior = None if model.posterior is None else model.posterior.to(dev)
+    model = eblvm("parts").Model(model.energy.to(dev), posterior, model.latent_shape)
+    generator = torch.Generator().manual_seed(1)
+    batch = settings.data.batch_size
+    v = torch.cat(
+        [
+            task.batch(torch.randint(task.train_size, (batch,), generator=generator), generator)
+            for _ in range(runs)
+        ]
     )
+    data = task.batch(torch.arange(min(10_000, task.train_size)), generator)
+    return _iteration(settings, model, v.to(dev), runs=runs, compiled=compiled, data=data.to(dev))
 
 
 # --- memory and throughput ----------------------------------------------------------
@@ -340,9 +347,8 @@ def peak_tensor_mib(fn: Callable[[], object]) -> float:
 
 def working_memory_mib(iteration: Iteration) -> float:
     """Peak tensor memory (MiB) of one training iteration beyond what persists between
-    iterations (parameters, optimiser state, data): gradients are dropped first, so
-    everything the iteration allocates, gradients included, counts."""
-    iteration.clear_grads()
+    iterations (parameters, optimiser state, data): everything the iteration allocates,
+    its draws and gradients included, counts."""
     return peak_tensor_mib(iteration.step)
 
 
@@ -365,13 +371,11 @@ def saved_tensor_bytes() -> Iterator[list[int]]:
 
 
 def saved_tensor_mib(iteration: Iteration) -> float:
-    """Bytes (MiB) that autograd saves while ``iteration.theta_loss()`` builds the θ
-    step's loss: the graph of the objective of the estimated score that the backward
-    pass holds (after the posterior fit, which is not counted)."""
-    with on_device(iteration.device):
-        iteration.fit()
-        with saved_tensor_bytes() as total:
-            iteration.theta_loss()
+    """Bytes (MiB) that autograd saves while the θ step runs (without the posterior
+    fit): the graph of the objective of the estimated score that the backward pass
+    holds."""
+    with saved_tensor_bytes() as total:
+        iteration.theta_step()
     return total[0] / MIB
 
 
@@ -416,11 +420,6 @@ def ais_matrix_products(grbm: GRBM, *, n_chains: int, n_steps: int) -> None:
     for _ in range(n_steps):
         torch.mm(hidden, factor.T)
         torch.addmm(bias, noisy, factor)
-
-
-def ksd_objective(score_fn: ScoreFn, v: Tensor) -> Tensor:
-    """KSD with the RBF kernel at the median bandwidth."""
-    return ksd(score_fn, v)
 
 
 def conditional_score(energy: Callable[[Tensor, Tensor], Tensor], h: Tensor) -> ScoreFn:

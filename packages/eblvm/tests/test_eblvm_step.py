@@ -80,6 +80,8 @@ METHODS = {
     "exact-ksd": ["method=exact", "objective=ksd"],
     "vages-sm": ["method=vages", "objective=sm"],
     "vages-mdsm": ["method=vages", "objective=mdsm"],
+    "nce": ["method=nce", "method.nce_noise=data", "method.noise_ratio=2"],
+    "vnce": ["method=vnce", "method.nce_noise=data", "n_samples=2"],
 }
 
 
@@ -97,7 +99,10 @@ def _grbm_step(settings, seeds, *, stacked: bool):
         model.latent_shape,
     )
     runs = Runs(len(seeds), stacked)
-    step = build_step(settings, model, runs, Ranks(), lrs=[1e-2 * (1 + s) for s in seeds])
+    data = task.splits.train[:1000].double()
+    step = build_step(
+        settings, model, runs, Ranks(), lrs=[1e-2 * (1 + s) for s in seeds], data=data
+    )
     theta = parameters_of(model.energy)
     phi = {} if model.posterior is None else parameters_of(model.posterior)
     batch = torch.zeros(len(seeds) * settings.data.batch_size, 2)

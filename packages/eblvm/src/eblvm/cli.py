@@ -83,17 +83,22 @@ def _settings_help() -> str:
 def describe(name: str, settings: Settings) -> str:
     """One aligned line: the preset, its data, method, and what matters for it."""
     method = settings.method
+    latent = f"h={settings.model.h_dim}"
     if method.is_contrastive:
-        what = f"{method.name}-{method.cd_steps}"
-        details = f"h={settings.model.h_dim}"
+        what, details = f"{method.name}-{method.cd_steps}", latent
+    elif method.is_noise_contrastive:
+        what = method.name
+        details = f"{latent} nu={method.noise_ratio} noise={method.nce_noise}"
+        if method.has_posterior:
+            details = f"{latent} K={settings.posterior.steps} nu={method.noise_ratio}"
     else:
         what = f"{method.name}-{settings.objective.name}"
-        latent = f"h={settings.model.h_dim} K={settings.posterior.steps}"
+        fitted = f"{latent} K={settings.posterior.steps}"
         details = {
-            "vages": f"{latent} L={method.n_samples}",
-            "vaes": f"{latent} L={method.n_samples}",
-            "is": f"{latent} L={method.n_samples}",
-            "bism": f"{latent} N={method.n_unroll}",
+            "vages": f"{fitted} L={method.n_samples}",
+            "vaes": f"{fitted} L={method.n_samples}",
+            "is": f"{fitted} L={method.n_samples}",
+            "bism": f"{fitted} N={method.n_unroll}",
             "exact": "exact score" if settings.family == "grbm" else "deep EBM",
         }[method.name]
     return (

@@ -27,7 +27,7 @@ MODES = ("auto", "on", "off")
 
 
 class CompiledStep:
-    """``step`` compiled on its first call (see the module docstring)."""
+    """``step`` compiled on its first call (see the module docstring); a step itself."""
 
     def __init__(self, step: Step, mode: str) -> None:
         if mode not in MODES:
@@ -42,6 +42,19 @@ class CompiledStep:
     @property
     def is_compiled(self) -> bool:
         return self.compiled is not None
+
+    @property
+    def hooks(self) -> tuple[Any, ...]:
+        return self.step.hooks
+
+    def init(self, theta: Any, phi: Any, batch: torch.Tensor) -> TrainState:
+        return self.step.init(theta, phi, batch)
+
+    def draw_noise(self, v: torch.Tensor, generator: torch.Generator) -> Any:
+        return self.step.draw_noise(v, generator)
+
+    def noise_axes(self) -> Any:
+        return self.step.noise_axes()
 
     def __call__(
         self, state: TrainState, v: torch.Tensor, noise: Any, iteration: torch.Tensor

@@ -93,7 +93,7 @@ class Runs:
     def squares(self, tensor: Tensor) -> Tensor:
         """Per-run sums of squares of one parameter-shaped tensor -> (count,)."""
         if self.stacked:
-            return tensor.square().flatten(1).sum(1)
+            return tensor.square().reshape(self.count, -1).sum(1)
         return tensor.square().sum().reshape(1)
 
     def norms(self, tensors: dict[str, Tensor | None]) -> Tensor:
@@ -106,7 +106,9 @@ class Runs:
     def finite(self, tensors: dict[str, Tensor]) -> Tensor:
         """Per-run: every value of every tensor finite -> (count,) bool."""
         flags = [
-            t.isfinite().flatten(1).all(1) if self.stacked else t.isfinite().all().reshape(1)
+            t.isfinite().reshape(self.count, -1).all(1)
+            if self.stacked
+            else t.isfinite().all().reshape(1)
             for t in tensors.values()
         ]
         return torch.stack(flags).all(0)

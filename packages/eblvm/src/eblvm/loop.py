@@ -376,6 +376,7 @@ class _Training:
             ranks,
             lrs=[s.optimiser.lr for s in settings],
             posterior_lrs=[s.posterior.lr for s in settings],
+            data=self._data_sample() if self.first.method.is_noise_contrastive else None,
         )
         mode = (
             self.first.compile if self.first.compile != "auto" or task.compile_by_default else "off"
@@ -386,6 +387,11 @@ class _Training:
         self.selection = task.selection(self.first)
 
     # --------------------------------------------------------------- state and files
+
+    def _data_sample(self, size: int = 10_000) -> Tensor:
+        """The first ``size`` training examples (for NCE's noise fitted to the data)."""
+        indices = torch.arange(min(size, self.task.train_size))
+        return self.task.batch(indices, torch.Generator().manual_seed(0))
 
     def _initial_state(self) -> TrainState:
         theta = parameters_of(self.model.energy)
@@ -503,10 +509,12 @@ class _Training:
             iteration = torch.tensor(
                 float(self.iteration + 1), dtype=torch.float64, device=self.ranks.device
             )
+            compiling = self.compiled.compile_seconds
             state, info = self.compiled(state, v, noise, iteration)
             self.iteration += 1
             self._account(info)
-            self.train_seconds += time.perf_counter() - start
+            compiling = self.compiled.compile_seconds - compiling  # reported on its own
+            self.train_seconds += time.perf_counter() - start - compiling
             last = self.iteration == cadence.iterations
             rows: list[dict[str, Any]] = [{} for _ in self.runs]
             if self.iteration % cadence.log_every == 0 or last:
@@ -648,7 +656,7 @@ class _Training:
         for run, view in zip(self.runs, views, strict=True):
             summary: dict[str, Any] = {
                 "iterations": self.iteration if run.diverged is None else run.diverged.iteration,
-                "seconds": round(self.train_seconds, 3),
+                "seconds": round(self.train_seconds, 3),  # training, without compiling
                 "evaluation_seconds": round(self.eval_seconds, 3),
                 "stacked_runs": self.count,
                 "compiled": self.compiled.is_compiled,
@@ -681,10 +689,11 @@ def _to_cpu(record: Any) -> Any:
 
 
 def _load(module: nn.Module, params: dict[str, Tensor]) -> None:
+    """Copy the module's parameters from ``params`` (which may hold a step's own, such as
+    NCE's log-normaliser, beside them)."""
     with torch.no_grad():
-        own = dict(module.named_parameters())
-        for name, value in params.items():
-            own[name].copy_(value)
+        for name, parameter in module.named_parameters():
+            parameter.copy_(params[name])
 
 
 def _averaged(energy: nn.Module, ema: dict[str, Tensor]) -> nn.Module:

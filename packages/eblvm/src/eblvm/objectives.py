@@ -153,7 +153,8 @@ class SM:
 @dataclass(frozen=True)
 class KSD:
     """The kernelised Stein discrepancy (RBF kernel, median bandwidth), a U-statistic
-    over the pairs of each run's batch: the score is taken once on the folded batch."""
+    over the pairs of each run's batch: the score is taken once on the folded batch and
+    the U-statistics of the runs are mapped over them (``torch.vmap``)."""
 
     runs: Runs = field(default_factory=Runs)
     noise_axis: int | None = None
@@ -172,9 +173,8 @@ class KSD:
             return ksd(score_fn, v, reduction="none")
         scores = rearrange(score_fn(v), "(runs batch) ... -> runs batch ...", runs=self.runs.count)
         points = rearrange(v, "(runs batch) ... -> runs batch ...", runs=self.runs.count)
-        return torch.cat(
-            [ksd(_constant(s), x, reduction="none") for x, s in zip(points, scores, strict=True)]
-        )
+        per_run = torch.vmap(lambda s, x: ksd(_constant(s), x, reduction="none"))(scores, points)
+        return rearrange(per_run, "runs batch -> (runs batch)")
 
 
 def _constant(scores: Tensor) -> ScoreFn:

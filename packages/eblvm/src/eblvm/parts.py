@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from eblvm.distributed import Ranks
 from eblvm.functional import Runs
 from eblvm.hooks import EMA, AllReduce, Cosine, Hook
+from eblvm.nce import NCEStep, noise_of
 from eblvm.objectives import DSM, KSD, MDSM, SM, SSM, ObjectivePart
 from eblvm.optim import Adam
 from eblvm.settings import Settings
@@ -142,10 +143,11 @@ def build_step(
     *,
     lrs: Sequence[float] | None = None,
     posterior_lrs: Sequence[float] | None = None,
+    data: Tensor | None = None,
 ) -> Step:
     """The training step of ``settings`` for ``model`` (the runs' modules, stacked for a
     stack). ``lrs``, ``posterior_lrs``: each run's θ and φ learning rates (default:
-    the settings' for every run)."""
+    the settings' for every run); ``data``: training examples, for NCE's noise."""
     device = ranks.device
     lr = _rates(lrs or [settings.optimiser.lr] * runs.count, runs, device)
     posterior_lr = _rates(posterior_lrs or [settings.posterior.lr] * runs.count, runs, device)
@@ -165,8 +167,7 @@ def build_step(
             persistent=method.name == "pcd",
             h_dim=model.latent_shape[0],
         )
-    estimator = estimator_of(settings, runs)
-    posterior = model.posterior if method.name != "exact" else None
+    posterior = model.posterior if method.has_posterior else None
     fitter = None
     if posterior is not None and settings.posterior.steps:
         fitter = PosteriorFitter(
@@ -182,6 +183,27 @@ def build_step(
                 f"{type(posterior).__name__} is not NoiseDriven (noise_law, rsample(noise=))"
             )
         noise_law = posterior.noise_law
+    if method.is_noise_contrastive:
+        if data is None or data.dim() != 2:
+            raise ValueError(f"{method.name} needs vector data (N, D) to draw its noise")
+        return NCEStep(
+            model.energy,
+            posterior,
+            noise_of(method.nce_noise, data, dtype=data.dtype, device=device),
+            method.noise_ratio,
+            adam,
+            lr,
+            hooks,
+            runs,
+            model.latent_shape,
+            fitter,
+            adam if posterior is not None else None,
+            posterior_lr,
+            n_samples=method.n_samples,
+            particles=method.particles,
+            noise_law=noise_law,
+        )
+    estimator = estimator_of(settings, runs)
     return ScoreMatchingStep(
         model.energy,
         posterior,

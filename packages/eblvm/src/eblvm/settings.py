@@ -23,7 +23,8 @@ from typing import Any
 GRBM_DATASETS = ("checkerboard", "digits", "frey_face")
 CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
 IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
-METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd")
+METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd", "nce", "vnce")
+NCE_NOISE = ("standard", "data")
 OBJECTIVES = ("dsm", "mdsm", "ssm", "sm", "ksd")
 POSTERIOR_LOSSES = ("kl", "fisher")
 FIT_POINTS = ("objective", "data")
@@ -133,9 +134,13 @@ class ModelSettings:
 @dataclass(frozen=True)
 class MethodSettings:
     """``name``: a score estimator (``vages``, ``vaes``, ``is``, ``bism``), the model's
-    exact score (``exact``) or contrastive divergence (``cd``, ``pcd``). L =
-    ``n_samples``; BiSM: N = ``n_unroll`` steps at ``inner_lr``; VaES/VaGES refine
-    their draws by ``refine_steps`` Langevin steps in h; CD: ``cd_steps`` Gibbs sweeps."""
+    exact score (``exact``), contrastive divergence (``cd``, ``pcd``) or noise-contrastive
+    estimation (``nce``, and ``vnce`` for latent models). L = ``n_samples``; BiSM: N =
+    ``n_unroll`` steps at ``inner_lr``; VaES/VaGES refine their draws by ``refine_steps``
+    Langevin steps in h; CD: ``cd_steps`` Gibbs sweeps; NCE: ν = ``noise_ratio`` noise
+    samples per example from ``nce_noise`` (``standard`` N(0, I), or ``data``: the
+    Gaussian of the data's mean and covariance); VNCE: ``particles`` draws of q for the
+    noise samples' importance weights."""
 
     name: str = "vages"
     n_samples: int = 2
@@ -145,9 +150,15 @@ class MethodSettings:
     refine_step_size: float = 1e-2
     refine_noise_std: float = 1e-4
     cd_steps: int = 1
+    noise_ratio: int = 1
+    nce_noise: str = "standard"
+    particles: int = 5
 
     def check(self) -> None:
         _choice("method", "name", self.name, METHODS)
+        _count("method", "noise_ratio", self.noise_ratio, 1)
+        _choice("method", "nce_noise", self.nce_noise, NCE_NOISE)
+        _count("method", "particles", self.particles, 1)
         _count("method", "n_samples", self.n_samples, 2 if self.name == "vages" else 1)
         _count("method", "n_unroll", self.n_unroll, 0)
         _positive("method", "inner_lr", self.inner_lr)
@@ -168,7 +179,17 @@ class MethodSettings:
 
     @property
     def is_contrastive(self) -> bool:
+        """CD or PCD: Gibbs chains, no posterior."""
         return self.name in ("cd", "pcd")
+
+    @property
+    def is_noise_contrastive(self) -> bool:
+        return self.name in ("nce", "vnce")
+
+    @property
+    def has_posterior(self) -> bool:
+        """Whether the method fits a variational posterior."""
+        return self.name not in ("exact", "cd", "pcd", "nce")
 
 
 @dataclass(frozen=True)

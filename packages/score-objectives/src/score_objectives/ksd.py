@@ -175,7 +175,14 @@ def _median(values: torch.Tensor) -> torch.Tensor:
         window = values[(values >= lower) & (values <= upper)]
         if below <= low and high - below < window.numel():
             values, low, high = window, low - below, high - below
-    return 0.5 * (values.kthvalue(low + 1).values + values.kthvalue(high + 1).values)
+    lower = values.kthvalue(low + 1).values
+    if high == low:
+        return lower
+    # The next order statistic without a second selection: ``lower`` again when it
+    # repeats beyond rank ``low``, else the least value above it.
+    repeats = (values <= lower).sum() > high
+    above = torch.where(values > lower, values, torch.full_like(values, math.inf)).amin()
+    return 0.5 * (lower + torch.where(repeats, lower, above))
 
 
 def _check_pairs(v: torch.Tensor) -> None:

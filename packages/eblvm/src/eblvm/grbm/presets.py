@@ -47,6 +47,9 @@ def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
         f"{prefix}-vages-ssm": base.changed(method={"name": "vages"}, objective={"name": "ssm"}),
         f"{prefix}-ssm": base.changed(method={"name": "exact"}, objective={"name": "ssm"}),
     }
+    nce = {"nce_noise": "data", "noise_ratio": 1}
+    presets[f"{prefix}-nce"] = base.changed(method={"name": "nce", **nce})
+    presets[f"{prefix}-vnce"] = base.changed(method={"name": "vnce", "n_samples": 1, **nce})
     for n in (0, 2, 5):
         presets[f"{prefix}-bism-dsm-n{n}"] = base.changed(
             method={"name": "bism", "n_unroll": n, "n_samples": 1}

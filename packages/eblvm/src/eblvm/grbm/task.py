@@ -102,7 +102,7 @@ class GRBMTask:
         with torch.no_grad():
             energy.b.copy_(self.splits.train.mean(0))
         posterior = None
-        if settings.method.name not in ("exact", "cd", "pcd"):
+        if settings.method.has_posterior:
             net = nn.Linear(self.v_dim, h_dim)
             bound = self.v_dim**-0.5
             with torch.no_grad():

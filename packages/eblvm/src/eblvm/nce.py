@@ -1,0 +1,260 @@
+"""Noise-contrastive estimation (NCE) and its variational form for latent-variable
+models (VNCE, Rhodes and Gutmann 2019), as steps of the trainer.
+
+NCE learns an unnormalised model log p_m(v) = −F(v) − c with its log-normaliser c by
+logistic regression of data against ν times as many noise samples y ~ p_n:
+
+    loss = −E_v log σ(G(v)) − ν E_y log σ(−G(y)),   G(u) = log p_m(u) − log p_n(u) − log ν,
+
+which needs the model's free energy F. VNCE needs only E(v, h) and a posterior q: the
+data term takes log p̃(v, h) − log q(h | v) at h ~ q in place of log p_m(v) (a lower
+bound, log σ(· − a) being concave in exp(·)), and the noise term estimates log p_m(y)
+by importance sampling with ``particles`` draws of q(h | y). q is fitted by the ELBO
+for K steps per minibatch, as for the score estimators. The noise is N(0, I), or a
+Gaussian with the data's mean and covariance (``method.nce_noise="data"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from eblvm.functional import Params, Runs, detached, gradients, requiring_grad, swapped
+from eblvm.hooks import Hook
+from eblvm.optim import Adam
+from eblvm.step import (
+    PosteriorFitter,
+    StepInfo,
+    TrainState,
+    _learning_rate,
+    _reported,
+    _theta_update,
+)
+from eblvm_eval import FreeEnergyModel
+from score_estimators import Posterior, draw, standard_noise
+
+LOG_NORMALISER = "nce.log_normaliser"
+
+
+class GaussianNoise(NamedTuple):
+    """The noise distribution N(mean, scale scaleᵀ): ``mean`` (D,), ``scale`` (D, D) lower
+    triangular."""
+
+    mean: Tensor
+    scale: Tensor
+
+    @classmethod
+    def standard(cls, dim: int, *, dtype: torch.dtype, device: torch.device) -> GaussianNoise:
+        return cls(
+            torch.zeros(dim, dtype=dtype, device=device),
+            torch.eye(dim, dtype=dtype, device=device),
+        )
+
+    @classmethod
+    def fitted(cls, data: Tensor) -> GaussianNoise:
+        """The Gaussian with the data's (N, D) mean and covariance (a jitter of 1e-6 of
+        its mean variance keeps it positive definite)."""
+        mean = data.mean(0)
+        centred = data - mean
+        covariance = centred.T @ centred / (len(data) - 1)
+        jitter = 1e-6 * covariance.diagonal().mean() * torch.eye(len(mean), dtype=data.dtype)
+        return cls(mean, torch.linalg.cholesky(covariance + jitter))
+
+    def sample(self, eps: Tensor) -> Tensor:
+        """y = mean + scale ε for standard normal ε (N, D)."""
+        return self.mean + eps @ self.scale.T
+
+    def log_prob(self, y: Tensor) -> Tensor:
+        """log N(y; mean, scale scaleᵀ): (N, D) -> (N,)."""
+        z = torch.linalg.solve_triangular(self.scale, (y - self.mean).T, upper=False).T
+        half_log_det = self.scale.diagonal().log().sum()
+        return (
+            -0.5 * z.square().sum(-1) - half_log_det - 0.5 * len(self.mean) * math.log(2 * math.pi)
+        )
+
+
+def nce_term(log_model: Tensor, log_noise: Tensor, ratio: int, *, of_data: bool) -> Tensor:
+    """Per example, −log σ(G) for data and −log σ(−G) for noise samples, with
+    G = log p_m − log p_n − log ν."""
+    g = log_model - log_noise - math.log(ratio)
+    return -F.logsigmoid(g if of_data else -g)
+
+
+def nce_loss(
+    log_model_data: Tensor,
+    log_noise_data: Tensor,
+    log_model_noise: Tensor,
+    log_noise_noise: Tensor,
+    ratio: int,
+) -> Tensor:
+    """The NCE loss of B data and ν·B noise samples: the data terms' mean plus ν times
+    the noise terms' mean (a scalar)."""
+    data = nce_term(log_model_data, log_noise_data, ratio, of_data=True)
+    noise = nce_term(log_model_noise, log_noise_noise, ratio, of_data=False)
+    return data.mean() + ratio * noise.mean()
+
+
+def _per_example(values: Tensor, runs: Runs, rows: int) -> Tensor:
+    """A per-run value (S,) or () repeated for each of a run's ``rows`` examples."""
+    if not runs.stacked:
+        return values.reshape(()).expand(rows * runs.count)
+    return values.repeat_interleave(rows)
+
+
+class NCENoise(NamedTuple):
+    """The draws of one NCE step: ``noise`` (ν·B, D) standard normals of the noise
+    samples; for VNCE also the posterior's noise: ``fit`` (K, 1, B, H), ``data`` (L, B, H)
+    at the data and ``particles`` (P, ν·B, H) at the noise samples."""
+
+    noise: Tensor
+    fit: Tensor | None = None
+    data: Tensor | None = None
+    particles: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class NCEStep:
+    """One NCE (``posterior`` None) or VNCE step on θ and the log-normaliser c, after K
+    steps of the posterior fit (VNCE)."""
+
+    energy: nn.Module
+    posterior: nn.Module | None
+    noise: GaussianNoise
+    ratio: int
+    theta_optimiser: Adam
+    lr: Tensor
+    hooks: tuple[Hook, ...]
+    runs: Runs
+    latent_shape: tuple[int, ...] = ()
+    fitter: PosteriorFitter | None = None
+    phi_optimiser: Adam | None = None
+    posterior_lr: Tensor | None = None
+    n_samples: int = 1
+    particles: int = 1
+    noise_law: str = "uniform"
+
+    def init(self, theta: Params, phi: Params, batch: Tensor) -> TrainState:
+        shape = (self.runs.count,) if self.runs.stacked else ()
+        theta = {
+            **theta,
+            LOG_NORMALISER: torch.zeros(shape, dtype=batch.dtype, device=batch.device),
+        }
+        extra: dict[str, Any] = {}
+        for hook in self.hooks:
+            extra.update(hook.init(theta))
+        phi_opt = self.phi_optimiser.init(phi) if self.phi_optimiser is not None else None
+        return TrainState(theta, phi, self.theta_optimiser.init(theta), phi_opt, extra)
+
+    def draw_noise(self, v: Tensor, generator: torch.Generator) -> NCENoise:
+        batch, dtype, device = v.shape[0], v.dtype, v.device
+        eps = torch.randn(
+            (self.ratio * batch, *v.shape[1:]), generator=generator, dtype=dtype, device=device
+        )
+        if self.posterior is None:
+            return NCENoise(eps)
+
+        def law(*shape: int) -> Tensor:
+            return standard_noise(
+                self.noise_law, shape, dtype=dtype, device=device, generator=generator
+            )
+
+        fit = law(self.fitter.steps, 1, batch, *self.latent_shape) if self.fitter else None
+        data = law(self.n_samples, batch, *self.latent_shape)
+        particles = law(self.particles, self.ratio * batch, *self.latent_shape)
+        return NCENoise(eps, fit, data, particles)
+
+    def noise_axes(self) -> tuple[Any, ...]:
+        return (0, 2, 1, 1)
+
+    def __call__(
+        self, state: TrainState, v: Tensor, noise: NCENoise, iteration: Tensor
+    ) -> tuple[TrainState, StepInfo]:
+        runs, hooks = self.runs, self.hooks
+        phi, phi_opt = state.phi, state.phi_opt
+        fit_loss = torch.full((runs.count,), math.nan, dtype=v.dtype, device=v.device)
+        if self.fitter is not None and self.posterior is not None and noise.fit is not None:
+            assert self.phi_optimiser is not None and self.posterior_lr is not None
+            energy_theta = {k: t for k, t in state.theta.items() if k != LOG_NORMALISER}
+            with swapped(self.energy, detached(energy_theta)):
+                phi, phi_opt, fit_loss = self.fitter.fit(
+                    self.energy,
+                    self.posterior,
+                    state,
+                    self.phi_optimiser,
+                    _learning_rate(hooks, self.posterior_lr, iteration),
+                    v.detach(),
+                    None,
+                    noise.fit,
+                    runs,
+                    hooks,
+                )
+        y = self.noise.sample(noise.noise)
+        theta = requiring_grad(state.theta)
+        log_c = theta[LOG_NORMALISER]
+        energy_theta = {k: t for k, t in theta.items() if k != LOG_NORMALISER}
+        batch = v.shape[0] // runs.count
+        with swapped(self.energy, energy_theta), swapped(self.posterior, detached(phi)):
+            if self.posterior is None:
+                free_energy = cast(FreeEnergyModel, self.energy).free_energy
+                model_data = -free_energy(v) - _per_example(log_c, runs, batch)
+                model_noise = -free_energy(y) - _per_example(log_c, runs, self.ratio * batch)
+                data = nce_term(model_data, self.noise.log_prob(v), self.ratio, of_data=True)
+                noise_terms = nce_term(
+                    model_noise, self.noise.log_prob(y), self.ratio, of_data=False
+                )
+            else:
+                data, noise_terms = self._vnce_terms(v, y, noise, log_c, batch)
+        losses = runs.means(data) + self.ratio * runs.means(noise_terms)
+        grads = gradients(losses.sum(), theta)
+        new_theta, theta_opt, extra, grad_norm = _theta_update(
+            hooks,
+            self.theta_optimiser,
+            state,
+            grads,
+            _learning_rate(hooks, self.lr, iteration),
+            runs,
+            iteration,
+        )
+        reported = _reported(hooks, losses.detach())
+        finite = reported.isfinite() & runs.finite(new_theta)
+        new_state = TrainState(new_theta, detached(phi), theta_opt, phi_opt, extra)
+        return new_state, StepInfo(reported, fit_loss, grad_norm, finite)
+
+    def _vnce_terms(
+        self, v: Tensor, y: Tensor, noise: NCENoise, log_c: Tensor, batch: int
+    ) -> tuple[Tensor, Tensor]:
+        """VNCE's per-example terms: the data term averaged over L draws of q(h | v), the
+        noise term with log p_m(y) by importance sampling over the particles."""
+        posterior, runs = cast(Posterior, self.posterior), self.runs
+        assert noise.data is not None and noise.particles is not None
+        with torch.no_grad():
+            h = draw(posterior, v, self.n_samples, noise=noise.data)
+            z = draw(posterior, y, self.particles, noise=noise.particles)
+            log_q_h = posterior.log_prob(h, v)
+            log_q_z = posterior.log_prob(z, y)
+        c_data = _per_example(log_c, runs, batch)
+        c_noise = _per_example(log_c, runs, self.ratio * batch)
+        bound = -self.energy(v, h) - c_data - log_q_h  # (L, B)
+        data = nce_term(bound, self.noise.log_prob(v), self.ratio, of_data=True).mean(0)
+        weights = -self.energy(y, z) - c_noise - log_q_z  # (P, ν·B)
+        log_model_noise = torch.logsumexp(weights, dim=0) - math.log(self.particles)
+        noise_terms = nce_term(log_model_noise, self.noise.log_prob(y), self.ratio, of_data=False)
+        return data, noise_terms
+
+
+def noise_of(
+    kind: str, data: Sequence[Tensor] | Tensor, *, dtype: torch.dtype, device: torch.device
+) -> GaussianNoise:
+    """The noise distribution of ``method.nce_noise``: ``standard`` N(0, I) or ``data``
+    (the Gaussian of ``data``'s mean and covariance), on ``device``."""
+    sample = data if isinstance(data, Tensor) else torch.cat(list(data))
+    if kind == "standard":
+        return GaussianNoise.standard(sample.shape[1], dtype=dtype, device=device)
+    fitted = GaussianNoise.fitted(sample.to(torch.float64))
+    return GaussianNoise(fitted.mean.to(device, dtype), fitted.scale.to(device, dtype))
