@@ -127,7 +127,8 @@ STACKED = r"training\.StackedGRBM\."
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """A quick asv pass over the working tree, then the goals' ratios from that run."""
+    """A quick asv pass over the working tree, then the goals' ratios from that run
+    (``nox -s bench -- readme`` also writes them into benchmarks/README.md)."""
     _install_packages(session, PACKAGES)
     session.install("asv")
     tmp = Path(session.create_tmp()).resolve()
@@ -160,4 +161,5 @@ def bench(session: nox.Session) -> None:
         "--record-samples",
         env=env,
     )
-    session.run("python", str(BENCHMARKS / "ratios.py"), "--results", str(tmp / "results"))
+    readme = ["--readme", str(BENCHMARKS / "README.md")] if "readme" in session.posargs else []
+    session.run("python", str(BENCHMARKS / "ratios.py"), "--results", str(tmp / "results"), *readme)

@@ -1,6 +1,6 @@
 """Print the performance goals as ratios of benchmarks measured in one asv run.
 
-    python ratios.py [--results DIR | --file RESULTS.json] [--markdown]
+    python ratios.py [--results DIR | --file RESULTS.json] [--markdown] [--readme README.md]
 
 Reads the results of the newest commit under DIR (default: this folder's
 ``.asv/results``), or the file given, and prints each ratio next to its goal and
@@ -266,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--markdown", action="store_true", help="also print the tables as Markdown (the README's)"
     )
+    parser.add_argument(
+        "--readme", type=Path, help="write the tables into this README's measured section"
+    )
     args = parser.parse_args(argv)
     if args.file is not None:
         result = Results.load(str(args.file))
@@ -284,10 +287,31 @@ def main(argv: list[str] | None = None) -> None:
     if stacked:
         print("\nper-run iteration cost of a compiled stack of S runs / one eager run")
         _print(STACKED_HEADER, stacked)
+    tables = _markdown(header, rows)
+    if stacked:
+        tables += "\n\nPer-run iteration cost of a compiled stack of S runs, against one run's "
+        tables += "eager step:\n\n" + _markdown(STACKED_HEADER, stacked)
     if args.markdown:
-        print("\n" + _markdown(header, rows))
-        if stacked:
-            print("\n" + _markdown(STACKED_HEADER, stacked))
+        print("\n" + tables)
+    if args.readme is not None:
+        _write_readme(args.readme, tables, result)
+
+
+START, END = "<!-- ratios: written by ratios.py --readme -->", "<!-- /ratios -->"
+
+
+def _write_readme(path: Path, tables: str, result: Any) -> None:
+    """Replace the README's measured section (between the two markers) by the tables."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path} has no {START} ... {END} section to write")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    measured = (
+        f"{START}\nCommit {result.commit_hash[:8]}, environment {result.env_name}, "
+        f"machine {result.params.get('machine', '?')}:\n\n{tables}\n{END}"
+    )
+    path.write_text(head + measured + tail)
 
 
 def _print(header: list[str], rows: list[list[str]]) -> None:

@@ -58,12 +58,25 @@ def test_saved_png_holds_the_grid(tmp_path: Path, channels: int) -> None:
     assert sorted(os.listdir(path.parent)) == ["grid.png"]  # no temporary file left
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = mpl_image.imread(path)
-    expected = image_grid(images, nrow=3, padding=2).expand(3, -1, -1).permute(1, 2, 0).numpy()
+    # Enlarged 13 times (the least that makes 5 rows at least 64), a light separator.
+    enlarged = images.repeat_interleave(13, dim=2).repeat_interleave(13, dim=3)
+    grid = image_grid(enlarged, nrow=3, padding=2, fill=0.85)
+    expected = grid.expand(3, -1, -1).permute(1, 2, 0).numpy()
     assert pixels.shape[:2] == expected.shape[:2]
     # 8-bit storage: each value is within one step (1/255) of the grid's.
     np.testing.assert_allclose(pixels[..., :3], expected, rtol=0, atol=1 / 255 + 1e-6)
     if pixels.shape[-1] == 4:
         np.testing.assert_array_equal(pixels[..., 3], 1.0)
+
+
+def test_the_suffix_names_the_format(tmp_path: Path) -> None:
+    images = torch.rand(2, 3, 8, 8, generator=seeded(4))
+    assert save_image_grid(images, tmp_path / "grid.jpg").read_bytes()[:2] == b"\xff\xd8"
+    with pytest.raises(ValueError, match=r"path must end in one of .png, .jpg, .jpeg"):
+        save_image_grid(images, tmp_path / "grid.gif")
+    assert sorted(os.listdir(tmp_path)) == ["grid.jpg"]
+    small = save_image_grid(images, tmp_path / "small.png", scale=1, padding=0)
+    assert mpl_image.imread(small).shape[:2] == (8, 16)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

@@ -226,3 +226,19 @@ def test_an_interrupt_checkpoints_where_it_is_and_exits_130(tmp_path, signum):
     iteration = load_checkpoint(out / "checkpoint.pt")["iteration"]
     assert 10 <= iteration < 100000
     assert f"interrupted at iteration {iteration}" in err
+
+
+def test_tensorboard_scalars_beside_the_metrics(tmp_path, capsys):
+    """With the tensorboard package, the rows also go to out/tensorboard; without it,
+    asking for them is one line naming the package."""
+    out = tmp_path / "run"
+    command = ["train", "checkerboard-quick", "--out", str(out), "--set=iterations=10"]
+    code = main([*command, "--set=eval_every=5", "--set=tensorboard=true", *SMALL])
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert code == 2
+        assert "pip install tensorboard" in capsys.readouterr().err
+        return
+    assert code == 0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))

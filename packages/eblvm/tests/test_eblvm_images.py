@@ -112,8 +112,11 @@ def test_sample_writes_a_grid_of_finite_images(trained, capsys):
     assert str(out) in capsys.readouterr().out
     assert main(["sample", str(trained), "--n", "4", "--steps", "1", "1", "1", "--raw"]) == 0
     assert (trained / "samples.png").read_bytes()[:8] == PNG
-    assert main(["sample", str(trained), "--out", str(trained / "grid.jpg")]) == 2
-    assert ".png" in capsys.readouterr().err and not (trained / "grid.jpg").exists()
+    jpeg = ["sample", str(trained), "--n", "2", "--steps", "1", "1", "1"]
+    assert main([*jpeg, "--out", str(trained / "grid.jpg")]) == 0
+    assert (trained / "grid.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert main(["sample", str(trained), "--out", str(trained / "grid.gif")]) == 2
+    assert ".png, .jpg" in capsys.readouterr().err and not (trained / "grid.gif").exists()
 
 
 def test_samples_lie_in_the_unit_cube_and_h_is_the_posterior_mean(trained, monkeypatch):

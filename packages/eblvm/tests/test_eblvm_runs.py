@@ -221,3 +221,55 @@ def test_an_out_with_a_tilde_is_expanded(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["train", "checkerboard-vages-dsm", "--out", "~/run", "--no-progress", *CLI]) == 0
     assert (tmp_path / "run" / "summary.json").exists() and not Path("~").exists()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(0, 10**6), flip=st.integers(0, 10**6), kind=st.sampled_from(["cut", "flip"]))
+def test_damaged_metrics_never_give_a_traceback(finished, tmp_path_factory, cut, flip, kind):
+    """metrics.jsonl cut at any byte or with any byte flipped: resuming either reads the
+    rows it can (a partial last line dropped with a note) or stops with one RunError
+    naming the file and the line."""
+    run = _copy(finished, tmp_path_factory.mktemp("metrics") / "run")
+    data = bytearray((run / "metrics.jsonl").read_bytes())
+    if kind == "cut":
+        data = data[: cut % (len(data) + 1)]
+    else:
+        data[flip % len(data)] ^= 0xFF
+    (run / "metrics.jsonl").write_bytes(bytes(data))
+    try:
+        rows, _ = read_metrics(run / "metrics.jsonl")
+    except RunError as error:
+        assert str(run / "metrics.jsonl") in str(error) and "line" in str(error)
+        return
+    except UnicodeDecodeError:
+        pytest.fail("a damaged byte gave a raw UnicodeDecodeError")
+    assert all(isinstance(row["iteration"], int) for row in rows)
+
+
+def test_same_seed_image_runs_are_bit_identical(tmp_path):
+    from eblvm_testing import tiny_images
+
+    from eblvm.images.task import ImageTask
+    from eblvm.settings import apply_overrides
+
+    settings = apply_overrides(
+        tiny_images(),
+        [
+            "dataset=random",
+            "channels=1",
+            "image_size=8",
+            "n_train=16",
+            "h_dim=3",
+            "base_width=2",
+            "posterior_width=2",
+            "batch_size=4",
+            "iterations=3",
+        ],
+    )
+    for name in "ab":
+        train(ImageTask(settings), settings, tmp_path / name, progress=False)
+    first, second = (load_checkpoint(tmp_path / n / CHECKPOINT)["state"] for n in "ab")
+    for part in ("theta", "phi"):
+        assert all(torch.equal(first[part][k], second[part][k]) for k in first[part])

@@ -1,7 +1,7 @@
 """Evaluation of energy-based latent variable models: exact and AIS log-partition
 functions of GRBMs, log-likelihoods, density plots, divergences and the bias of
-VaES/VaGES, Fisher divergence (exact and learned), Langevin samplers, FID and image
-grids."""
+VaES/VaGES, Fisher divergence (exact and learned), Gibbs, Langevin and HMC samplers,
+FID and image grids."""
 
 from eblvm_eval._grbm import FreeEnergyModel, GRBMParameters
 from eblvm_eval.ais import (
@@ -67,6 +67,16 @@ from eblvm_eval.gibbs import (
     gibbs_sample,
     gibbs_step,
 )
+from eblvm_eval.hmc import (
+    HMCInfo,
+    HMCKernel,
+    HMCNoise,
+    HMCState,
+    hmc_init,
+    hmc_kernel,
+    hmc_sample,
+    hmc_step,
+)
 from eblvm_eval.images import image_grid, interpolate_latents, save_image_grid
 from eblvm_eval.likelihood import log_likelihood
 from eblvm_eval.partition import MAX_EXACT_H_DIM, exact_log_partition
@@ -106,6 +116,10 @@ __all__ = [
     "GibbsKernel",
     "GibbsNoise",
     "GibbsState",
+    "HMCInfo",
+    "HMCKernel",
+    "HMCNoise",
+    "HMCState",
     "InceptionV3Features",
     "LangevinInfo",
     "LangevinKernel",
@@ -143,6 +157,10 @@ __all__ = [
     "grbm_negative_elbo",
     "grbm_vaes_expectation",
     "grbm_vages_expectation",
+    "hmc_init",
+    "hmc_kernel",
+    "hmc_sample",
+    "hmc_step",
     "image_grid",
     "interpolate_latents",
     "langevin_init",

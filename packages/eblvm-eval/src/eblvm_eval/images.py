@@ -47,26 +47,36 @@ def _check_padding(padding: object) -> int:
     return padding
 
 
-def image_grid(images: Tensor, *, nrow: int | None = None, padding: int = 2) -> Tensor:
+def image_grid(
+    images: Tensor, *, nrow: int | None = None, padding: int = 2, fill: float = 0.0
+) -> Tensor:
     """Tile ``images: (B, C, H, W)`` in [0, 1] into one image ``(C, H_g, W_g)``.
 
     ``nrow``: images per row (at most B), by default ceil(√B); rows fill left to right,
-    top to bottom. ``padding`` pixels of 0 (black) surround every image, so
+    top to bottom. ``padding`` pixels of ``fill`` (0: black) surround every image, so
     ``H_g = rows·(H + padding) + padding`` and ``W_g = cols·(W + padding) + padding``.
-    Unfilled cells of the last row stay black. Same dtype and device as ``images``.
+    Unfilled cells of the last row are ``fill`` too. Same dtype and device as ``images``.
     """
     images = _check_images(images)
     pad = _check_padding(padding)
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 <= fill <= 1:
+        raise ValueError(f"fill must be a number in [0, 1], got {fill!r}")
     count, channels, height, width = images.shape
     cols = math.ceil(math.sqrt(count)) if nrow is None else check_positive_int(nrow, "nrow")
     cols = min(cols, count)
     rows = math.ceil(count / cols)
-    grid = images.new_zeros((channels, rows * (height + pad) + pad, cols * (width + pad) + pad))
+    grid = images.new_full(
+        (channels, rows * (height + pad) + pad, cols * (width + pad) + pad), float(fill)
+    )
     for index in range(count):
         top = pad + (index // cols) * (height + pad)
         left = pad + (index % cols) * (width + pad)
         grid[:, top : top + height, left : left + width] = images[index]
     return grid
+
+
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+MIN_SIDE = 64  # pixels: smaller images are enlarged to at least this by default
 
 
 def save_image_grid(
@@ -75,22 +85,35 @@ def save_image_grid(
     *,
     nrow: int | None = None,
     padding: int = 2,
+    scale: int | None = None,
+    fill: float = 0.85,
 ) -> Path:
-    """Save ``images: (B, C, H, W)`` in [0, 1] (C = 1 grey or 3 RGB) as one PNG grid.
+    """Save ``images: (B, C, H, W)`` in [0, 1] (C = 1 grey or 3 RGB) as one grid image,
+    PNG or JPEG by the path's suffix (``.png``, ``.jpg``, ``.jpeg``; others are refused).
 
-    The layout is ``image_grid``'s. Images with NaN or ±inf, or outside [0, 1], are
-    refused with a ``ValueError`` naming ``images``: no file is written then. Pixel values
-    are stored as 8-bit (grey images as equal R, G, B). Written atomically via
-    matplotlib; missing parent folders are created. Returns the path.
+    Each image is enlarged ``scale`` times by repeating pixels (default: the least
+    integer that makes it at least 64 pixels tall, so small images can be seen), then
+    laid out as in ``image_grid`` with a light ``fill`` separator. Images with NaN or
+    ±inf, or outside [0, 1], are refused with a ``ValueError`` naming ``images``: no
+    file is written then. Pixels are stored as 8-bit (grey images as equal R, G, B).
+    Written atomically; missing parent folders are created. Returns the path.
     """
-    grid = image_grid(images, nrow=nrow, padding=padding)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"path must end in one of {', '.join(FORMATS)}, got {str(path)!r}")
+    images = _check_images(images)
+    if scale is None:
+        scale = max(1, math.ceil(MIN_SIDE / images.shape[2]))
+    scale = check_positive_int(scale, "scale")
+    enlarged = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    grid = image_grid(enlarged, nrow=nrow, padding=padding, fill=fill)
     pixels = grid.detach().to("cpu", torch.float64).expand(3, -1, -1).permute(1, 2, 0).numpy()
     pixels = np.ascontiguousarray(pixels)
 
     def write(file: BinaryIO) -> None:
-        mpl_image.imsave(file, pixels, format="png")
+        mpl_image.imsave(file, pixels, format=FORMATS[suffix])
 
     return write_atomically(path, write)
 

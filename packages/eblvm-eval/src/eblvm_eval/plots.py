@@ -30,7 +30,8 @@ def density_plot(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> Path:
-    """Save a PNG at ``path``: exp(log p(x)) on a grid (left) and a 2-D histogram of ``data``.
+    """Save a PNG at ``path``: exp(log p(x)) on a grid with a colour bar (left) and a 2-D
+    histogram of ``data``.
 
     ``log_density_fn``: x: (G, 2) -> (G,), unnormalised is fine; x has ``dtype`` and lies
     on ``device``. ``data: (N, 2)``. ``bounds``: ((x_min, x_max), (y_min, y_max)), by
@@ -62,9 +63,10 @@ def density_plot(
     FigureCanvasAgg(figure)
     model_axes, data_axes = figure.subplots(1, 2)
     extent = (x_lo, x_hi, y_lo, y_hi)
-    model_axes.imshow(
+    image = model_axes.imshow(
         density.reshape(resolution, resolution), origin="lower", extent=extent, aspect="auto"
     )
+    figure.colorbar(image, ax=model_axes, label="density (unnormalised when log p is)")
     model_axes.set_title("model density")
     bins = min(resolution, max(10, math.isqrt(len(points) // 4)))
     data_axes.hist2d(points[:, 0], points[:, 1], bins=bins, range=[[x_lo, x_hi], [y_lo, y_hi]])

@@ -150,6 +150,7 @@ class _Run:
     last_row: dict[str, Any] | None = None
     diverged: TrainingDiverged | None = None
     kept_checkpoint: Path | None = None
+    writer: Any = None
 
     @property
     def out(self) -> Path:
@@ -487,6 +488,10 @@ class _Training:
 
     def run(self) -> list[dict[str, Any]]:
         state = self._resume(self._initial_state())
+        if self.ranks.is_main:
+            for run in self.runs:
+                if run.settings.tensorboard:
+                    run.writer = run.folder.scalar_writer()
         total = self.first.cadence.iterations
         name = f"{self.first.data.dataset}-{self.first.method.name}-{self.first.objective.name}"
         if self.count > 1:
@@ -497,6 +502,9 @@ class _Training:
                 state = self._iterate(state, bar, caught)
         finally:
             bar.close()
+            for run in self.runs:
+                if run.writer is not None:
+                    run.writer.close()
         if self.compiled.fallback_reason and self.compiled.mode == "auto":
             bar.note(f"the step ran eagerly: {self.compiled.fallback_reason}")
         return self._finish(state)
@@ -620,6 +628,10 @@ class _Training:
             run.last_row = {**(run.last_row or {}), **row}
             if self.ranks.is_main:
                 run.folder.append_metrics(row)
+                if run.writer is not None:
+                    for key, value in row.items():
+                        if isinstance(value, float) and key != "seconds":
+                            run.writer.add_scalar(key, value, self.iteration)
             if postfix is None:
                 shown = [f"{k}={v:.4g}" for k, v in row.items() if k in _SHOWN and v is not None]
                 postfix = " ".join(shown)

@@ -161,7 +161,12 @@ def save_checkpoint(record: dict[str, Any], path: Path, *, keep_previous: bool =
     with _temporary_beside(path) as tmp:
         torch.save({**record, "hash": content_hash(record)}, tmp)
         if keep_previous and path.exists():
-            os.replace(path, path.with_name(PREVIOUS))
+            # The current checkpoint becomes the previous one through a second name, so
+            # that checkpoint.pt exists at every moment, old or new.
+            with _temporary_beside(path) as link:
+                link.unlink()
+                os.link(path, link)
+                os.replace(link, path.with_name(PREVIOUS))
         _replace(tmp, path)
 
 
@@ -195,13 +200,13 @@ def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, A
     before the last raises RunError naming the file and the line."""
     if not path.exists():
         return [], None
-    lines = path.read_text().splitlines()
+    lines = path.read_bytes().splitlines()
     rows, note = [], None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line.decode("utf-8"))
             if not isinstance(row, dict) or not isinstance(row.get("iteration"), int):
                 raise ValueError("not a metrics row")
         except ValueError as error:
@@ -268,6 +273,17 @@ class RunFolder:
         atomic_write_bytes(
             self.path(METRICS), "".join(json.dumps(row) + "\n" for row in rows).encode()
         )
+
+    def scalar_writer(self) -> Any:
+        """A TensorBoard SummaryWriter into ``out/tensorboard`` (the ``tensorboard``
+        package is needed: ``pip install tensorboard``)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise RunError(
+                "tensorboard=true needs the tensorboard package: pip install tensorboard"
+            ) from None
+        return SummaryWriter(str(self.path("tensorboard")))
 
     def damaged_checkpoint_hint(self) -> str:
         """What to do when checkpoint.pt is damaged: resume from the previous one."""

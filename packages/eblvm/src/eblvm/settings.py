@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-GRBM_DATASETS = ("checkerboard", "digits", "frey_face")
+GRBM_DATASETS = ("checkerboard", "blobs", "swiss_roll", "moons", "rings", "digits", "frey_face")
 CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
 IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
 METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd", "nce", "vnce")
@@ -78,13 +78,15 @@ def _fraction(section: str, name: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """``dataset``; ``n_train`` (checkerboard: training points; random: images);
-    ``batch_size`` (the global batch); images: ``channels``, ``image_size``, ``hflip``."""
+    """``dataset``; ``n_train`` (2-D toys: training points; random: images);
+    ``batch_size`` (the global batch); ``columns``: the checkerboard's board size;
+    images: ``channels``, ``image_size``, ``hflip``."""
 
     dataset: str = "checkerboard"
     data_root: str = "data"
     n_train: int = 60_000
     batch_size: int = 100
+    columns: int = 2
     channels: int = 3
     image_size: int = 32
     hflip: bool = False
@@ -93,6 +95,7 @@ class DataSettings:
         _choice("data", "dataset", self.dataset, (*GRBM_DATASETS, *IMAGE_DATASETS, CUSTOM))
         _count("data", "n_train", self.n_train, 2)
         _count("data", "batch_size", self.batch_size, 2)
+        _count("data", "columns", self.columns, 2)
         _count("data", "channels", self.channels, 1)
         _count("data", "image_size", self.image_size, 2**_STAGES)
         _check(isinstance(self.hflip, bool), "data.hflip", "true or false", self.hflip)
@@ -362,7 +365,13 @@ SECTIONS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that defines a run (the paper's checkerboard VaGES-DSM by default)."""
+    """Everything that defines a run (the paper's checkerboard VaGES-DSM by default).
+
+    Run-wide: ``seed``; ``device``; ``amp`` (bf16 autocast of the deep models' g1 on
+    CUDA); ``compile`` (``auto``, ``on``, ``off``: the training step compiled into one
+    graph); ``tensorboard`` (the metrics also as TensorBoard scalars in ``out/tensorboard``,
+    with the optional ``tensorboard`` package).
+    """
 
     data: DataSettings = field(default_factory=DataSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -378,6 +387,7 @@ class Settings:
     device: str = "cpu"
     amp: bool = False
     compile: str = "auto"
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for name in SECTIONS:
@@ -391,6 +401,7 @@ class Settings:
         _choice("run", "device", self.device, DEVICES)
         _check(isinstance(self.amp, bool), "amp", "true or false", self.amp)
         _choice("run", "compile", self.compile, COMPILE)
+        _check(isinstance(self.tensorboard, bool), "tensorboard", "true or false", self.tensorboard)
         if self.amp and self.device == "cpu":
             raise SettingsError("amp (bf16 autocast) runs on CUDA only; it cannot be used with cpu")
 
@@ -430,7 +441,14 @@ class Settings:
     def trajectory(self) -> dict[str, Any]:
         """The settings that change the run's trajectory, by dotted name: not its
         cadence, its paths or device, and not its length unless a schedule spans it."""
-        left_out = {"device", "compile", "data.data_root", "fid.stats", "fid.weights"}
+        left_out = {
+            "device",
+            "compile",
+            "tensorboard",
+            "data.data_root",
+            "fid.stats",
+            "fid.weights",
+        }
         left_out |= {f"cadence.{f.name}" for f in fields(CadenceSettings)}
         if self.optimiser.schedule != "constant":
             left_out.discard("cadence.iterations")

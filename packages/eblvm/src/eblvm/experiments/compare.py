@@ -33,10 +33,8 @@ from eblvm.runs import (
     write_json,
 )
 from eblvm.settings import Settings
-from eblvm_data import CHECKERBOARD_LOG_DENSITY
 
 CONVERGED_WITHIN = 0.02  # nats: a method has converged once within this of its final value
-CEILINGS = {"checkerboard": CHECKERBOARD_LOG_DENSITY}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +167,11 @@ def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
     good = [(r, s) for r, s in zip(runs, summaries, strict=True) if "diverged" not in s]
     finals = [s[metric] for _, s in good if metric in s]
     row: dict[str, Any] = {"method": name, "seeds": len(runs), "failures": failures}
+    ceilings = [
+        s["data_log_likelihood"] for _, s in good if s.get("data_log_likelihood") is not None
+    ]
+    if ceilings:
+        row["data_log_likelihood"] = ceilings[0]
     if finals:
         mean, std = _mean_std(finals)
         row.update({f"{metric}_mean": mean, f"{metric}_std": std})
@@ -212,14 +215,14 @@ def _plot(
             [m + s for m, s in zip(means, stds, strict=True)],
             alpha=0.2,
         )
-    dataset = runs[0].settings.data.dataset if runs else ""
-    if metric == "test_log_likelihood" and dataset in CEILINGS:
+    ceilings = [r["data_log_likelihood"] for r in rows if r.get("data_log_likelihood") is not None]
+    if metric == "test_log_likelihood" and ceilings:
         axis.axhline(
-            CEILINGS[dataset],
+            ceilings[0],
             color="grey",
             linestyle="--",
             linewidth=1,
-            label=f"data log-density ({CEILINGS[dataset]:.3f})",
+            label=f"the data's own log-density ({ceilings[0]:.3f})",
         )
     axis.set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
     axis.set_ylabel(metric.replace("_", " "))

@@ -36,6 +36,17 @@ FREY_FACE = Settings(
     evaluation=EvaluationSettings(select_by="validation"),
 )
 DIGITS = FREY_FACE.changed(data={"dataset": "digits"}, model={"h_dim": 50})
+# The Frey-face protocol (h = 400, AIS with 2000 chains × 2000 steps, selection by
+# validation) on the bundled digits, which are at hand where Frey face is not.
+DIGITS400 = FREY_FACE.changed(data={"dataset": "digits"})
+# The 2-D toys, h = 12 (exact log Z over 4096 states), the checkerboard's settings.
+TOYS = {
+    "checkerboard4": CHECKERBOARD.changed(data={"columns": 4}, model={"h_dim": 12}),
+    "blobs": CHECKERBOARD.changed(data={"dataset": "blobs"}, model={"h_dim": 12}),
+    "swiss-roll": CHECKERBOARD.changed(data={"dataset": "swiss_roll"}, model={"h_dim": 12}),
+    "moons": CHECKERBOARD.changed(data={"dataset": "moons"}, model={"h_dim": 12}),
+    "rings": CHECKERBOARD.changed(data={"dataset": "rings"}, model={"h_dim": 12}),
+}
 
 
 def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
@@ -83,6 +94,12 @@ GRBM_PRESETS: dict[str, Settings] = {
     **_ksd_variants("checkerboard", CHECKERBOARD),
     **_variants("frey", FREY_FACE),
     **_variants("digits", DIGITS),
+    **_variants("digits400", DIGITS400),
+    **{
+        f"{toy}-{method}": base.changed(method={"name": name})
+        for toy, base in TOYS.items()
+        for method, name in (("vages-dsm", "vages"), ("dsm", "exact"), ("cd", "cd"))
+    },
 }
 
-__all__ = ["CHECKERBOARD", "DIGITS", "FREY_FACE", "GRBM_PRESETS"]
+__all__ = ["CHECKERBOARD", "DIGITS", "DIGITS400", "FREY_FACE", "GRBM_PRESETS", "TOYS"]

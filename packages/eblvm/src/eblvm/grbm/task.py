@@ -9,7 +9,7 @@ and test splits with log Z exact (small h) or by AIS.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -20,10 +20,23 @@ from eblvm.loop import RunView
 from eblvm.parts import Model
 from eblvm.settings import Settings
 from eblvm.stacked import StackedEnergy, StackedNetwork
-from eblvm_data import Splits, checkerboard_splits, digits, frey_face
+from eblvm_data import (
+    Splits,
+    blobs_log_density,
+    blobs_splits,
+    checkerboard_log_density,
+    checkerboard_splits,
+    digits,
+    frey_face,
+    moons_splits,
+    rings_log_density,
+    rings_splits,
+    swiss_roll_splits,
+)
 from eblvm_eval import ais_log_partition, density_plot, exact_log_partition, log_likelihood
 from ebm_models import GRBM
 from score_estimators import BernoulliPosterior
+from score_objectives import dsm
 
 SELECTION = ("validation_log_likelihood", "max")
 
@@ -34,14 +47,39 @@ class LogPartition(NamedTuple):
     method: str
 
 
+TOYS: dict[str, Callable[..., Splits]] = {
+    "blobs": blobs_splits,
+    "swiss_roll": swiss_roll_splits,
+    "moons": moons_splits,
+    "rings": rings_splits,
+}
+
+
 def load_splits(settings: Settings) -> Splits:
     """The configured data set's fixed train/validation/test split, each (N, D)."""
     data = settings.data
     if data.dataset == "checkerboard":
-        return checkerboard_splits(n_train=data.n_train)
+        return checkerboard_splits(columns=data.columns, n_train=data.n_train)
+    if data.dataset in TOYS:
+        return TOYS[data.dataset](n_train=data.n_train)
     if data.dataset == "digits":
         return digits()
     return frey_face(data.data_root)
+
+
+def data_log_likelihood(settings: Settings, test: Tensor) -> float | None:
+    """The data distribution's own mean log-density on the test split, where it is known
+    (the ceiling of a model's test log-likelihood): checkerboard, blobs and rings."""
+    dataset = settings.data.dataset
+    if dataset == "checkerboard":
+        return float(checkerboard_log_density(test, columns=settings.data.columns).mean())
+    densities: dict[str, Callable[[Tensor], Tensor]] = {
+        "blobs": blobs_log_density,
+        "rings": rings_log_density,
+    }
+    if dataset in densities:
+        return float(densities[dataset](test.double()).mean())
+    return None
 
 
 def estimate_log_partition(model: GRBM, settings: Settings, *, seed: int) -> LogPartition:
@@ -122,11 +160,22 @@ class GRBMTask:
         return Model(energy, posterior, models[0].latent_shape)
 
     def evaluate(self, runs: Sequence[RunView], iteration: int) -> list[dict[str, Any]]:
+        """Per run (its moving average when it keeps one): log Z, the validation and test
+        log-likelihood, and the test split's DSM loss of the exact score at the run's σ
+        (with fixed noise, so that evaluations compare)."""
         rows = []
         for run in runs:
-            grbm = run.model.energy
+            grbm = run.average if run.average is not None else run.model.energy
             assert isinstance(grbm, GRBM)
             log_z = estimate_log_partition(grbm, run.settings, seed=run.settings.seed + iteration)
+            test = self.splits.test.to(grbm.W.device)
+            with torch.no_grad():
+                test_dsm = dsm(
+                    grbm.score,
+                    test,
+                    sigma=run.settings.objective.sigma,
+                    generator=torch.Generator(test.device).manual_seed(0),
+                )
             rows.append(
                 {
                     "log_z": log_z.value,
@@ -136,6 +185,7 @@ class GRBMTask:
                         grbm, self.splits.validation, log_z.value
                     ),
                     "test_log_likelihood": mean_log_likelihood(grbm, self.splits.test, log_z.value),
+                    "test_dsm": float(test_dsm),
                 }
             )
         return rows
@@ -152,10 +202,12 @@ class GRBMTask:
             key: row[key]
             for key in ("test_log_likelihood", "validation_log_likelihood", "log_z", "log_z_method")
         }
+        summary["data_log_likelihood"] = data_log_likelihood(run.settings, self.splits.test)
         if run.settings.evaluation.select_by == "validation" and best:
             summary["test_log_likelihood"] = best["test_log_likelihood"]
         if self.v_dim == 2:
-            grbm, log_z = run.model.energy, row["log_z"]
+            grbm = run.average if run.average is not None else run.model.energy
+            log_z = row["log_z"]
             summary["density_plot"] = str(
                 density_plot(
                     lambda x: log_likelihood(grbm, x, log_z=log_z),  # type: ignore[arg-type]

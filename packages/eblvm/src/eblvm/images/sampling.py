@@ -34,7 +34,7 @@ from eblvm_eval.fid import (
     load_stats,
     save_stats,
 )
-from eblvm_eval.images import save_image_grid
+from eblvm_eval.images import FORMATS, save_image_grid
 from eblvm_eval.samplers import annealed_langevin, annealing_schedule
 from ebm_models import DeepEBLVM, DeepEBM
 from score_estimators import GaussianPosterior
@@ -292,12 +292,13 @@ def sample_run(
     raw: bool = False,
 ) -> Path:
     """Sample n images from the run's EMA model (``raw``: the model itself) and save them
-    as a PNG grid (by default ``run_dir/samples.png``; another suffix is refused).
-    ``steps`` = (hold, anneal, final) and ``step_size`` replace the run's annealing
-    settings (shorter schedules for CPU use). Returns the path."""
+    as a grid, PNG or JPEG by the suffix (by default ``run_dir/samples.png``; another
+    suffix is refused before sampling). ``steps`` = (hold, anneal, final) and
+    ``step_size`` replace the run's annealing settings (shorter schedules for CPU use).
+    Returns the path."""
     path = Path(out) if out else Path(run_dir) / SAMPLES
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"--out must name a .png file (sample grids are PNG), got {str(path)!r}")
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"--out must end in one of {', '.join(FORMATS)}, got {str(path)!r}")
     device = default_device(device)
     run = load_run(run_dir, device=device, raw=raw)
     samples = _run_samples(
