@@ -77,6 +77,10 @@ def test_train_writes_the_summary_and_the_plot(tmp_path, capsys):
             "setting seed expects int",
         ),
         (["train", "checkerboard-quick", "--out", "x", "--set", "iterations=2.5"], "expects int"),
+        (
+            ["train", "checkerboard-vages-ssm", "--out", "x", "--set", "n_samples=2"],
+            "method.n_samples must be at least 3 for VaGES with ssm",
+        ),
     ],
 )
 def test_bad_settings_give_one_line(tmp_path, capsys, monkeypatch, arguments, message):

@@ -39,7 +39,7 @@ def _theta(run_dir) -> dict[str, torch.Tensor]:
         ["method=bism", "n_unroll=2", "n_samples=1"],
         ["method=cd"],
         ["method=pcd"],
-        ["method=vages", "objective=ssm"],
+        ["method=vages", "objective=ssm", "n_samples=3"],
         ["method=vages", "objective=mdsm", "objective.sigma_min=0.02", "objective.sigma_max=0.1"],
     ],
     ids=lambda a: "-".join(x.split("=")[1] for x in a[:2]),

@@ -243,7 +243,7 @@ def test_a_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monke
         ["objective=dsm", "dsm_sigma=0.1"],
         ["method=vaes", "objective=dsm", "dsm_sigma=0.1"],
         ["method=is", "refine_steps=0", "objective=dsm", "dsm_sigma=0.1"],
-        ["objective=ssm"],
+        ["objective=ssm", "n_samples=3"],
         ["objective=ksd"],
     ],
     ids=lambda a: "-".join(x.split("=")[1] for x in a[:2]),

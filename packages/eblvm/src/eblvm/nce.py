@@ -31,10 +31,9 @@ from eblvm.optim import Adam
 from eblvm.step import (
     PosteriorFitter,
     StepInfo,
+    ThetaStepper,
     TrainState,
     _learning_rate,
-    _reported,
-    _theta_update,
 )
 from eblvm_eval import FreeEnergyModel
 from score_estimators import Posterior, draw, standard_noise
@@ -119,7 +118,7 @@ class NCENoise(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NCEStep:
+class NCEStep(ThetaStepper):
     """One NCE (``posterior`` None) or VNCE step on θ and the log-normaliser c, after K
     steps of the posterior fit (VNCE)."""
 
@@ -145,11 +144,7 @@ class NCEStep:
             **theta,
             LOG_NORMALISER: torch.zeros(shape, dtype=batch.dtype, device=batch.device),
         }
-        extra: dict[str, Any] = {}
-        for hook in self.hooks:
-            extra.update(hook.init(theta))
-        phi_opt = self.phi_optimiser.init(phi) if self.phi_optimiser is not None else None
-        return TrainState(theta, phi, self.theta_optimiser.init(theta), phi_opt, extra)
+        return self._initial_state(theta, phi, self.phi_optimiser)
 
     def draw_noise(self, v: Tensor, generator: torch.Generator) -> NCENoise:
         batch, dtype, device = v.shape[0], v.dtype, v.device
@@ -212,19 +207,9 @@ class NCEStep:
                 data, noise_terms = self._vnce_terms(v, y, noise, log_c, batch)
         losses = runs.means(data) + self.ratio * runs.means(noise_terms)
         grads = gradients(losses.sum(), theta)
-        new_theta, theta_opt, extra, grad_norm = _theta_update(
-            hooks,
-            self.theta_optimiser,
-            state,
-            grads,
-            _learning_rate(hooks, self.lr, iteration),
-            runs,
-            iteration,
+        return self._theta_step(
+            state, grads, losses, iteration, phi=phi, phi_opt=phi_opt, fit_loss=fit_loss
         )
-        reported = _reported(hooks, losses.detach())
-        finite = reported.isfinite() & runs.finite(new_theta)
-        new_state = TrainState(new_theta, detached(phi), theta_opt, phi_opt, extra)
-        return new_state, StepInfo(reported, fit_loss, grad_norm, finite)
 
     def _vnce_terms(
         self, v: Tensor, y: Tensor, noise: NCENoise, log_c: Tensor, batch: int

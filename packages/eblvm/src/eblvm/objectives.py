@@ -45,6 +45,23 @@ def _normal(v: Tensor, generator: torch.Generator, *shape: int) -> Tensor:
     return torch.randn(shape or v.shape, generator=generator, dtype=v.dtype, device=v.device)
 
 
+class _AtData:
+    """An objective that takes the score at the data, without sample weights."""
+
+    def points(self, v: Tensor, noise: Tensor | None) -> Tensor:
+        return v
+
+    def fit_weights(self, v: Tensor) -> Tensor | None:
+        return None
+
+
+class _Noiseless(_AtData):
+    """An objective of the data alone: no noise of its own."""
+
+    def draw_noise(self, v: Tensor, generator: torch.Generator) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class DSM:
     """Denoising score matching at noise level ``sigma``."""
@@ -109,7 +126,7 @@ class MDSM:
 
 
 @dataclass(frozen=True)
-class SSM:
+class SSM(_AtData):
     """Sliced score matching with ``projections`` Rademacher directions per example."""
 
     projections: int
@@ -121,52 +138,28 @@ class SSM:
         )
         return bits.to(v.dtype) * 2 - 1
 
-    def points(self, v: Tensor, noise: Tensor | None) -> Tensor:
-        return v
-
-    def fit_weights(self, v: Tensor) -> Tensor | None:
-        return None
-
     def __call__(self, score_fn: ScoreFn, v: Tensor, noise: Tensor | None) -> Tensor:
         return ssm(score_fn, v, n_projections=self.projections, noise=noise, reduction="none")
 
 
 @dataclass(frozen=True)
-class SM:
+class SM(_Noiseless):
     """Score matching with the exact Jacobian trace."""
 
     noise_axis: int | None = None
-
-    def draw_noise(self, v: Tensor, generator: torch.Generator) -> None:
-        return None
-
-    def points(self, v: Tensor, noise: Tensor | None) -> Tensor:
-        return v
-
-    def fit_weights(self, v: Tensor) -> Tensor | None:
-        return None
 
     def __call__(self, score_fn: ScoreFn, v: Tensor, noise: Tensor | None) -> Tensor:
         return sm(score_fn, v, reduction="none")
 
 
 @dataclass(frozen=True)
-class KSD:
+class KSD(_Noiseless):
     """The kernelised Stein discrepancy (RBF kernel, median bandwidth), a U-statistic
     over the pairs of each run's batch: the score is taken once on the folded batch and
     the U-statistics of the runs are mapped over them (``torch.vmap``)."""
 
     runs: Runs = field(default_factory=Runs)
     noise_axis: int | None = None
-
-    def draw_noise(self, v: Tensor, generator: torch.Generator) -> None:
-        return None
-
-    def points(self, v: Tensor, noise: Tensor | None) -> Tensor:
-        return v
-
-    def fit_weights(self, v: Tensor) -> Tensor | None:
-        return None
 
     def __call__(self, score_fn: ScoreFn, v: Tensor, noise: Tensor | None) -> Tensor:
         if self.runs.count == 1:

@@ -404,6 +404,13 @@ class Settings:
         _check(isinstance(self.tensorboard, bool), "tensorboard", "true or false", self.tensorboard)
         if self.amp and self.device == "cpu":
             raise SettingsError("amp (bf16 autocast) runs on CUDA only; it cannot be used with cpu")
+        if self.method.name == "vages" and self.objective.name in ("ssm", "sm"):
+            if self.method.n_samples < 3:
+                raise SettingsError(
+                    f"method.n_samples must be at least 3 for VaGES with {self.objective.name}, "
+                    f"got {self.method.n_samples}: its θ-gradient takes the third posterior "
+                    "cumulant, which two draws cannot estimate without bias"
+                )
 
     @property
     def family(self) -> str:

@@ -104,23 +104,49 @@ def _reported(hooks: Sequence[Hook], value: Tensor) -> Tensor:
     return value
 
 
-def _theta_update(
-    hooks: Sequence[Hook],
-    optimiser: Adam,
-    state: TrainState,
-    grads: dict[str, Tensor | None],
-    lr: Tensor,
-    runs: Runs,
-    iteration: Tensor,
-) -> tuple[Params, AdamState, dict[str, Any], Tensor]:
-    """The θ update after the hooks: new θ, its optimiser state, the extra state and
-    the per-run gradient norms."""
-    grads = _gradients(hooks, grads)
-    theta, theta_opt = optimiser.update(state.theta, grads, state.theta_opt, lr, runs)
-    extra = state.extra
-    for hook in hooks:
-        extra = hook.updated(theta, extra, iteration)
-    return theta, theta_opt, extra, runs.norms(grads)
+class ThetaStepper:
+    """The θ half that every step shares: Adam on θ after the hooks, then the report."""
+
+    theta_optimiser: Adam
+    lr: Tensor
+    hooks: tuple[Hook, ...]
+    runs: Runs
+
+    def _initial_state(self, theta: Params, phi: Params, phi_optimiser: Adam | None) -> TrainState:
+        """θ and φ with fresh optimiser states and the hooks' extra state."""
+        extra: dict[str, Any] = {}
+        for hook in self.hooks:
+            extra.update(hook.init(theta))
+        phi_opt = phi_optimiser.init(phi) if phi_optimiser is not None else None
+        return TrainState(theta, phi, self.theta_optimiser.init(theta), phi_opt, extra)
+
+    def _theta_step(
+        self,
+        state: TrainState,
+        grads: dict[str, Tensor | None],
+        losses: Tensor,
+        iteration: Tensor,
+        *,
+        phi: Params,
+        phi_opt: AdamState | None,
+        fit_loss: Tensor,
+        kept: dict[str, Tensor] | None = None,
+    ) -> tuple[TrainState, StepInfo]:
+        """The new state (φ, its optimiser state and the ``kept`` extra state as given)
+        and the per-run losses (S,), posterior losses, gradient norms and finiteness."""
+        hooks, runs = self.hooks, self.runs
+        grads = _gradients(hooks, grads)
+        lr = _learning_rate(hooks, self.lr, iteration)
+        theta, theta_opt = self.theta_optimiser.update(
+            state.theta, grads, state.theta_opt, lr, runs
+        )
+        extra = state.extra
+        for hook in hooks:
+            extra = hook.updated(theta, extra, iteration)
+        reported = _reported(hooks, losses.detach())
+        finite = reported.isfinite() & runs.finite(theta)
+        new_state = TrainState(theta, detached(phi), theta_opt, phi_opt, {**extra, **(kept or {})})
+        return new_state, StepInfo(reported, fit_loss, runs.norms(grads), finite)
 
 
 class FittingLoss(Protocol):
@@ -200,7 +226,7 @@ class ScoreMatchingNoise(NamedTuple):
 
 
 @dataclass(frozen=True)
-class ScoreMatchingStep:
+class ScoreMatchingStep(ThetaStepper):
     """Fit q for K steps, then one θ step on the objective of the estimated score.
 
     ``lr`` and ``posterior_lr``: θ's and φ's base learning rates (0-dim, or (S,) for a
@@ -226,11 +252,7 @@ class ScoreMatchingStep:
     refine_steps: int = 0
 
     def init(self, theta: Params, phi: Params, batch: Tensor) -> TrainState:
-        extra: dict[str, Any] = {}
-        for hook in self.hooks:
-            extra.update(hook.init(theta))
-        phi_opt = self.phi_optimiser.init(phi) if self.phi_optimiser is not None else None
-        return TrainState(theta, phi, self.theta_optimiser.init(theta), phi_opt, extra)
+        return self._initial_state(theta, phi, self.phi_optimiser)
 
     def draw_noise(self, v: Tensor, generator: torch.Generator) -> ScoreMatchingNoise:
         """Fresh draws for one run's batch v: (B, ...), in a fixed order."""
@@ -288,23 +310,13 @@ class ScoreMatchingStep:
 
             losses = runs.means(self.objective(score_fn, v, noise.objective))
             grads = gradients(losses.sum(), theta)
-        new_theta, theta_opt, extra, grad_norm = _theta_update(
-            hooks,
-            self.theta_optimiser,
-            state,
-            grads,
-            _learning_rate(hooks, self.lr, iteration),
-            runs,
-            iteration,
+        return self._theta_step(
+            state, grads, losses, iteration, phi=phi, phi_opt=phi_opt, fit_loss=fit_loss
         )
-        reported = _reported(hooks, losses.detach())
-        finite = reported.isfinite() & runs.finite(new_theta)
-        new_state = TrainState(new_theta, detached(phi), theta_opt, phi_opt, extra)
-        return new_state, StepInfo(reported, fit_loss, grad_norm, finite)
 
 
 @dataclass(frozen=True)
-class ContrastiveDivergenceStep:
+class ContrastiveDivergenceStep(ThetaStepper):
     """CD-k (chains restart at the data) or PCD-k (``persistent`` chains, started at the
     first batch) on the free energy of a stack of GRBMs: k block-Gibbs sweeps, then one
     θ step on mean F(v) − mean F(v⁻) per run."""
@@ -319,10 +331,10 @@ class ContrastiveDivergenceStep:
     h_dim: int
 
     def init(self, theta: Params, phi: Params, batch: Tensor) -> TrainState:
-        extra: dict[str, Any] = {"chains": torch.zeros_like(batch)} if self.persistent else {}
-        for hook in self.hooks:
-            extra.update(hook.init(theta))
-        return TrainState(theta, {}, self.theta_optimiser.init(theta), None, extra)
+        state = self._initial_state(theta, {}, None)
+        if not self.persistent:
+            return state
+        return state._replace(extra={"chains": torch.zeros_like(batch), **state.extra})
 
     def draw_noise(self, v: Tensor, generator: torch.Generator) -> GibbsNoise:
         dtype, device = v.dtype, v.device
@@ -358,22 +370,16 @@ class ContrastiveDivergenceStep:
             gaps = self.energy.free_energy(v) - self.energy.free_energy(negatives)
             losses = self.runs.means(gaps)
             grads = gradients(losses.sum(), theta)
-        new_theta, theta_opt, extra, grad_norm = _theta_update(
-            self.hooks,
-            self.theta_optimiser,
+        return self._theta_step(
             state,
             grads,
-            _learning_rate(self.hooks, self.lr, iteration),
-            self.runs,
+            losses,
             iteration,
+            phi={},
+            phi_opt=None,
+            fit_loss=torch.full_like(losses, math.nan),
+            kept={"chains": negatives.detach()} if self.persistent else None,
         )
-        if self.persistent:
-            extra = {**extra, "chains": negatives.detach()}
-        reported = _reported(self.hooks, losses.detach())
-        finite = reported.isfinite() & self.runs.finite(new_theta)
-        nan = torch.full_like(reported, math.nan)
-        new_state = TrainState(new_theta, {}, theta_opt, None, extra)
-        return new_state, StepInfo(reported, nan, grad_norm, finite)
 
 
 def _gibbs_visible(grbm: nn.Module, v: Tensor, noise: GibbsNoise) -> Tensor:

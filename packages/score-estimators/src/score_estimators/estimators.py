@@ -12,9 +12,10 @@ product of the log-joints ℓ_i = −E(v, h_i) with sample weights c_i:
     ŝ(v) = Σ_i c_i ∇_v ℓ_i,
 
 where only the weights differ between estimators. VaGES makes c_i carry a graph
-to ℓ whose derivative is the sample covariance (see :func:`vages_weights`), so
-every derivative of ŝ (in θ, and in v for SM and SSM) picks up its covariance
-term automatically.
+to ℓ whose derivatives are the unbiased sample cumulants (see :func:`vages_weights`),
+so every derivative of ŝ (in θ, and in v for SM and SSM) picks up its covariance
+term automatically, and the θ-gradient of the score's v-Jacobian its third-cumulant
+term (from L = 3 on).
 """
 
 from __future__ import annotations
@@ -59,15 +60,28 @@ def weighted_score(log_joint: Tensor, v_node: Tensor, weights: Tensor) -> Tensor
 
 
 def vages_weights(log_joint: Tensor) -> Tensor:
-    """Weights c_i = 1/L + L/(L−1) · (softmax_i(ℓ − sg ℓ) − 1/L). log_joint: (L, B).
+    """Weights whose value is 1/L and whose derivatives are unbiased sample cumulants.
+    log_joint: (L, B) -> (L, B).
 
-    Each c_i equals 1/L, so ŝ is the plain average of ∇_v ℓ_i; its derivative is
-    ∂c_i = (∂ℓ_i − mean_j ∂ℓ_j)/(L − 1), so ∂ŝ gains the unbiased sample covariance
-    Cov(∇_v ℓ, ∂ℓ), the VaGES term, at every derivative order.
+    With x = ℓ − sg ℓ (value 0, derivative ∂ℓ) and d = x − mean_j x_j:
+
+        c_i = 1/L + L/(L−1) · (softmax_i(x) − 1/L) + (d_i² − mean_j d_j²) / ((L−1)(L−2)).
+
+    Each c_i equals 1/L, so ŝ is the plain average of ∇_v ℓ_i. The first derivative
+    ∂c_i = (∂ℓ_i − mean_j ∂ℓ_j)/(L − 1) gives ∂ŝ the unbiased sample covariance
+    Cov(∇_v ℓ, ∂ℓ), the VaGES term. A mixed second derivative (the θ-gradient of the
+    score's v-Jacobian, which SM and SSM take) needs the third cumulant: the softmax
+    alone gives it times (L − 2)/L, and the last term (L ≥ 3; its value and first
+    derivative are 0) makes it the unbiased k-statistic. At L = 2 the third cumulant
+    cannot be estimated and that term is left out.
     """
     n = log_joint.shape[0]
-    tilted = torch.softmax(log_joint - log_joint.detach(), dim=0)
-    return 1.0 / n + (n / (n - 1)) * (tilted - 1.0 / n)
+    x = log_joint - log_joint.detach()
+    weights = 1.0 / n + (n / (n - 1)) * (torch.softmax(x, dim=0) - 1.0 / n)
+    if n < 3:
+        return weights
+    d = x - x.mean(0)
+    return weights + (d.square() - d.square().mean(0)) / ((n - 1) * (n - 2))
 
 
 def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:

@@ -55,7 +55,9 @@ def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
         f"{prefix}-dsm": base.changed(method={"name": "exact"}),
         f"{prefix}-cd": base.changed(method={"name": "cd"}),
         f"{prefix}-pcd": base.changed(method={"name": "pcd"}),
-        f"{prefix}-vages-ssm": base.changed(method={"name": "vages"}, objective={"name": "ssm"}),
+        f"{prefix}-vages-ssm": base.changed(
+            method={"name": "vages", "n_samples": 3}, objective={"name": "ssm"}
+        ),
         f"{prefix}-ssm": base.changed(method={"name": "exact"}, objective={"name": "ssm"}),
     }
     nce = {"nce_noise": "data", "noise_ratio": 1}
