@@ -188,6 +188,15 @@ def test_a_checkpoint_of_other_shapes_is_refused_naming_the_tensor(finished, tmp
         train(GRBMTask(SMALL), SMALL, run, progress=False)
 
 
+def test_a_checkpoint_of_another_dtype_is_refused_naming_the_tensor(finished, tmp_path):
+    run = _copy(finished, tmp_path / "run")
+    record = load_checkpoint(run / CHECKPOINT)
+    record["state"]["theta"]["W"] = record["state"]["theta"]["W"].to(torch.int64)
+    save_checkpoint(record, run / CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"W must be torch.float32, got torch.int64"):
+        train(GRBMTask(SMALL), SMALL, run, progress=False)
+
+
 def test_the_content_hash_sees_every_value():
     record = {"a": torch.zeros(3), "b": {"c": 1}}
     changed = {"a": torch.tensor([0.0, 0.0, 1e-30]), "b": {"c": 1}}

@@ -68,6 +68,11 @@ def run_record(state: TrainState, run: int, runs: Runs) -> dict[str, Any]:
     }
 
 
+def _check_dtype(part: Tensor, like: Tensor, key: str, where: str) -> None:
+    if part.dtype != like.dtype:
+        raise CheckpointError(f"{where}: {key} must be {like.dtype}, got {part.dtype}")
+
+
 def _fill_params(like: Params, records: list[Params], runs: Runs, where: str) -> Params:
     filled = {}
     for name, value in like.items():
@@ -79,7 +84,8 @@ def _fill_params(like: Params, records: list[Params], runs: Runs, where: str) ->
             if not isinstance(part, Tensor) or tuple(part.shape) != expected:
                 got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
                 raise CheckpointError(f"{where}: {key} must have shape {expected}, got {got}")
-            parts.append(part.to(value.device, value.dtype))
+            _check_dtype(part, value, key, where)
+            parts.append(part.to(value.device))
         filled[name] = torch.stack(parts) if runs.stacked else parts[0]
     if any(
         isinstance(r, dict) and set(r) != {plain_name(n) if runs.stacked else n for n in like}
@@ -131,7 +137,8 @@ def stacked_state(
             for part in parts:
                 if not isinstance(part, Tensor) or part.shape != (rows, *value.shape[1:]):
                     raise CheckpointError(f"{where}: the {key} state has the wrong shape")
-            extra[key] = torch.cat(parts).to(value.device, value.dtype)
+                _check_dtype(part, value, key, where)
+            extra[key] = torch.cat(parts).to(value.device)
     return TrainState(
         _fill_params(like.theta, [r["theta"] for r in records], runs, where),
         _fill_params(like.phi, [r["phi"] for r in records], runs, where),
