@@ -15,6 +15,7 @@ the step eagerly, saying why in ``fallback_reason``; ``off`` runs it eagerly.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -72,9 +73,14 @@ class CompiledStep:
     ) -> None:
         start = time.perf_counter()
         try:
-            graph = make_fx(self.step)(state, v, noise, iteration)
-            compiled = torch.compile(graph, dynamic=False)
-            compiled(state, v, noise, iteration)  # compile now, so its time is counted here
+            with warnings.catch_warnings():
+                # inductor's own lowerings call its deprecated helpers: not the user's concern
+                warnings.filterwarnings(
+                    "ignore", category=FutureWarning, module=r"torch\._inductor"
+                )
+                graph = make_fx(self.step)(state, v, noise, iteration)
+                compiled = torch.compile(graph, dynamic=False)
+                compiled(state, v, noise, iteration)  # compile now, so its time is counted here
         except Exception as error:
             if self.mode == "on":
                 raise RuntimeError(f"compiling the training step failed: {error}") from error

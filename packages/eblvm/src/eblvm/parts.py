@@ -202,6 +202,7 @@ def build_step(
             n_samples=method.n_samples,
             particles=method.particles,
             noise_law=noise_law,
+            estimate_log_normaliser=method.nce_start == "estimate",
         )
     estimator = estimator_of(settings, runs)
     return ScoreMatchingStep(

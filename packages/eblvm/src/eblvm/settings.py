@@ -25,6 +25,7 @@ CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
 IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
 METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd", "nce", "vnce")
 NCE_NOISE = ("standard", "data")
+NCE_STARTS = ("estimate", "zero")
 OBJECTIVES = ("dsm", "mdsm", "ssm", "sm", "ksd")
 POSTERIOR_LOSSES = ("kl", "fisher")
 FIT_POINTS = ("objective", "data")
@@ -142,8 +143,9 @@ class MethodSettings:
     ``n_unroll`` steps at ``inner_lr``; VaES/VaGES refine their draws by ``refine_steps``
     Langevin steps in h; CD: ``cd_steps`` Gibbs sweeps; NCE: ν = ``noise_ratio`` noise
     samples per example from ``nce_noise`` (``standard`` N(0, I), or ``data``: the
-    Gaussian of the data's mean and covariance); VNCE: ``particles`` draws of q for the
-    noise samples' importance weights."""
+    Gaussian of the data's mean and covariance), the log-normaliser c starting at
+    ``nce_start`` (``estimate``: an importance-sampling estimate of log Z, or ``zero``);
+    VNCE: ``particles`` draws of q for the noise samples' importance weights."""
 
     name: str = "vages"
     n_samples: int = 2
@@ -155,12 +157,14 @@ class MethodSettings:
     cd_steps: int = 1
     noise_ratio: int = 1
     nce_noise: str = "standard"
+    nce_start: str = "estimate"
     particles: int = 5
 
     def check(self) -> None:
         _choice("method", "name", self.name, METHODS)
         _count("method", "noise_ratio", self.noise_ratio, 1)
         _choice("method", "nce_noise", self.nce_noise, NCE_NOISE)
+        _choice("method", "nce_start", self.nce_start, NCE_STARTS)
         _count("method", "particles", self.particles, 1)
         _count("method", "n_samples", self.n_samples, 2 if self.name == "vages" else 1)
         _count("method", "n_unroll", self.n_unroll, 0)

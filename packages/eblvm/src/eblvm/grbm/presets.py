@@ -49,7 +49,7 @@ TOYS = {
 }
 
 
-def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
+def _variants(prefix: str, base: Settings, nce_start: str = "estimate") -> dict[str, Settings]:
     presets = {
         f"{prefix}-vages-dsm": base.changed(method={"name": "vages"}),
         f"{prefix}-dsm": base.changed(method={"name": "exact"}),
@@ -60,7 +60,7 @@ def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
         ),
         f"{prefix}-ssm": base.changed(method={"name": "exact"}, objective={"name": "ssm"}),
     }
-    nce = {"nce_noise": "data", "noise_ratio": 1}
+    nce = {"nce_noise": "data", "noise_ratio": 1, "nce_start": nce_start}
     presets[f"{prefix}-nce"] = base.changed(method={"name": "nce", **nce})
     presets[f"{prefix}-vnce"] = base.changed(method={"name": "vnce", "n_samples": 1, **nce})
     for n in (0, 2, 5):
@@ -92,7 +92,10 @@ GRBM_PRESETS: dict[str, Settings] = {
         posterior={"lr": 3e-3},
         cadence={"iterations": 15_000},
     ),
-    **_variants("checkerboard", CHECKERBOARD),
+    # NCE's c starts at 0 on the checkerboard (log Z ≈ 4.6 at the start): over 10 seeds
+    # × 100k iterations, 0.3265 ± 0.0047 (VNCE 0.2697) against 0.3103 ± 0.0202 (VNCE
+    # 0.0811) from the estimate. At h = 400 (log Z ≈ 336) c = 0 diverges.
+    **_variants("checkerboard", CHECKERBOARD, nce_start="zero"),
     **_ksd_variants("checkerboard", CHECKERBOARD),
     **_variants("frey", FREY_FACE),
     **_variants("digits", DIGITS),
