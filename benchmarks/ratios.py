@@ -56,13 +56,14 @@ class Measurements:
     ``param_names`` from the ``benchmarks.json`` asv writes beside the results.
 
     Where asv recorded the samples (``--record-samples``), a value is the smallest
-    sample, the least disturbed by other load on the machine; otherwise asv's value
-    (the median).
+    sample, the least disturbed by other load on the machine, and ``ranges`` holds the
+    smallest and the largest; otherwise the value is asv's (the median).
     """
 
     def __init__(self, result: Any, param_names: dict[str, list[str]]) -> None:
         self.param_names = param_names
         self.values: dict[str, dict[tuple[Any, ...], float]] = {}
+        self.ranges: dict[str, dict[tuple[Any, ...], tuple[float, float]]] = {}
         for key in result.get_all_result_keys():
             params = result.get_result_params(key)
             values = result.get_result_value(key, params)
@@ -77,12 +78,21 @@ class Measurements:
                 for combo, value, sample in zip(combos, values, samples, strict=True)
                 if isinstance(value, (int, float)) and math.isfinite(value)
             }
+            self.ranges[key] = {
+                combo: (min(sample), max(sample))
+                for combo, sample in zip(combos, samples, strict=True)
+                if sample and len(sample) > 1
+            }
 
     def get(self, key: str, params: dict[str, Any]) -> float | None:
-        if key not in self.param_names:
-            return None
-        combo = tuple(params[name] for name in self.param_names[key])
-        return self.values.get(key, {}).get(combo)
+        return self.values.get(key, {}).get(self._combo(key, params), None)
+
+    def range(self, key: str, params: dict[str, Any]) -> tuple[float, float] | None:
+        """The smallest and the largest sample, where asv recorded several."""
+        return self.ranges.get(key, {}).get(self._combo(key, params), None)
+
+    def _combo(self, key: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self.param_names.get(key, ()))
 
 
 def ratios() -> list[Ratio]:
@@ -213,13 +223,22 @@ def table(measurements: Measurements) -> list[list[str]]:
     lines = []
     for ratio in ratios():
         for size in ratio.sizes:
-            values = []
-            for side in (ratio.top, ratio.bottom):
-                params = {**side.params, ratio.size_name: size}
-                values.append(measurements.get(side.key, params))
-            top, bottom = values
+            sides = [{**side.params, ratio.size_name: size} for side in (ratio.top, ratio.bottom)]
+            top, bottom = (
+                measurements.get(side.key, params)
+                for side, params in zip((ratio.top, ratio.bottom), sides, strict=True)
+            )
             if top is not None and bottom is not None and bottom > 0:
                 measured = top / bottom
+                top_range, bottom_range = (
+                    measurements.range(side.key, params)
+                    for side, params in zip((ratio.top, ratio.bottom), sides, strict=True)
+                )
+                spread = "-"
+                if top_range is not None and bottom_range is not None:
+                    spread = (
+                        f"{top_range[0] / bottom_range[1]:.2f}–{top_range[1] / bottom_range[0]:.2f}"
+                    )
                 lines.append(
                     [
                         ratio.name,
@@ -227,6 +246,7 @@ def table(measurements: Measurements) -> list[list[str]]:
                         ratio.device,
                         f"{_format(top, ratio.unit)} / {_format(bottom, ratio.unit)}",
                         f"{measured:.2f}",
+                        spread,
                         f"<= {ratio.goal:g}",
                         "-" if ratio.paper is None else f"{ratio.paper:g}",
                         "met" if measured <= ratio.goal else "missed",
@@ -276,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = newest(args.results)
         results_dir = args.results
-    header = ["ratio", "workload", "device", "measured", "ratio", "goal", "paper", ""]
+    header = ["ratio", "workload", "device", "measured", "ratio", "range", "goal", "paper", ""]
     measurements = Measurements(result, param_names(results_dir))
     rows = table(measurements)
     stacked = stacked_rows(measurements)
@@ -308,8 +328,8 @@ def _write_readme(path: Path, tables: str, result: Any) -> None:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     measured = (
-        f"{START}\nCommit {result.commit_hash[:8]}, environment {result.env_name}, "
-        f"machine {result.params.get('machine', '?')}:\n\n{tables}\n{END}"
+        f"{START}\nCommit {result.commit_hash[:8]}, machine "
+        f"{result.params.get('machine', '?')}:\n\n{tables}\n{END}"
     )
     path.write_text(head + measured + tail)
 
