@@ -5,6 +5,18 @@ from __future__ import annotations
 from eblvm.presets import get_preset
 from eblvm.settings import Settings, apply_overrides
 
+# Random 8×8 one-channel images and the smallest deep EBLVM: a step in milliseconds.
+RANDOM_IMAGES = (
+    "dataset=random",
+    "channels=1",
+    "image_size=8",
+    "n_train=16",
+    "h_dim=3",
+    "base_width=2",
+    "posterior_width=2",
+    "batch_size=4",
+)
+
 
 def small_grbm(*assignments: str) -> Settings:
     """Checkerboard VaGES-DSM on 2000 points, 30 eager iterations, evaluated every 10."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from eblvm_testing import small_grbm, tiny_images
+from eblvm_testing import RANDOM_IMAGES, small_grbm, tiny_images
 from torch import distributed as dist
 from torch import multiprocessing
 
@@ -30,14 +30,7 @@ WORLD = 2
 TINY = apply_overrides(
     tiny_images(),
     [
-        "dataset=random",
-        "channels=1",
-        "image_size=8",
-        "n_train=16",
-        "h_dim=3",
-        "base_width=2",
-        "posterior_width=2",
-        "batch_size=4",
+        *RANDOM_IMAGES,
         "refine_steps=2",
         "iterations=10",
         "lr=1e-2",

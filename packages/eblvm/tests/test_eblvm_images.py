@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from eblvm_testing import tiny_images
+from eblvm_testing import RANDOM_IMAGES, tiny_images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -42,16 +42,6 @@ from ebm_models import DeepEBLVM, DeepEBM
 
 TINY = tiny_images()
 PNG = b"\x89PNG\r\n\x1a\n"
-RANDOM = [
-    "dataset=random",
-    "channels=1",
-    "image_size=8",
-    "n_train=16",
-    "h_dim=3",
-    "base_width=2",
-    "posterior_width=2",
-    "batch_size=4",
-]
 
 
 def _train(settings, out, **kwargs):
@@ -249,7 +239,7 @@ def test_a_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monke
     ids=lambda a: "-".join(x.split("=")[1] for x in a[:2]),
 )
 def test_every_method_and_objective_trains_images(tmp_path, assignments):
-    settings = apply_overrides(TINY, [*RANDOM, "iterations=4", "log_every=2", *assignments])
+    settings = apply_overrides(TINY, [*RANDOM_IMAGES, "iterations=4", "log_every=2", *assignments])
     summary = _train(settings, tmp_path)
     assert summary["iterations"] == 4 and math.isfinite(summary["loss"])
     state = load_checkpoint(tmp_path / "checkpoint.pt")["state"]
@@ -425,7 +415,7 @@ def test_bad_image_settings_are_refused_with_the_reason(assignment, message):
 
 def test_random_images_need_a_size_the_network_can_halve_three_times():
     with pytest.raises(SettingsError, match=r"data\.image_size must be a multiple of 8, got 12"):
-        apply_overrides(TINY, [*RANDOM[:3], "image_size=12"])
+        apply_overrides(TINY, [*RANDOM_IMAGES[:3], "image_size=12"])
 
 
 def test_data_of_another_shape_is_refused_naming_both_shapes():
@@ -493,7 +483,7 @@ def test_presets_carry_the_papers_settings():
 def test_train_runs_an_image_preset(tmp_path, capsys):
     out = tmp_path / "run"
     command = ["train", "random-vages-mdsm", "--out", str(out), "--no-progress"]
-    assigned = [*RANDOM, "iterations=2", "log_every=1", "device=cpu"]
+    assigned = [*RANDOM_IMAGES, "iterations=2", "log_every=1", "device=cpu"]
     assert main([*command, *[f"--set={a}" for a in assigned]]) == 0
     printed = capsys.readouterr().out
     assert "after 2 iterations" in printed and "FID evaluation is off" in printed
@@ -513,7 +503,7 @@ def test_sample_and_fid_need_a_trained_image_run(tmp_path, capsys):
 
 def test_fid_without_weights_or_statistics_says_what_is_missing(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("EBLVM_FID_WEIGHTS", raising=False)
-    _train(apply_overrides(TINY, [*RANDOM, "iterations=1"]), tmp_path)
+    _train(apply_overrides(TINY, [*RANDOM_IMAGES, "iterations=1"]), tmp_path)
     stats = tmp_path / "stats.npz"
     assert main(["fid", str(tmp_path), "--stats", str(stats)]) == 2
     assert f"no statistics file at '{stats}'" in capsys.readouterr().err

@@ -258,7 +258,7 @@ def test_damaged_metrics_never_give_a_traceback(finished, tmp_path_factory, cut,
 
 
 def test_same_seed_image_runs_are_bit_identical(tmp_path):
-    from eblvm_testing import tiny_images
+    from eblvm_testing import RANDOM_IMAGES, tiny_images
 
     from eblvm.images.task import ImageTask
     from eblvm.settings import apply_overrides
@@ -266,14 +266,7 @@ def test_same_seed_image_runs_are_bit_identical(tmp_path):
     settings = apply_overrides(
         tiny_images(),
         [
-            "dataset=random",
-            "channels=1",
-            "image_size=8",
-            "n_train=16",
-            "h_dim=3",
-            "base_width=2",
-            "posterior_width=2",
-            "batch_size=4",
+            *RANDOM_IMAGES,
             "iterations=3",
         ],
     )
