@@ -223,17 +223,14 @@ def table(measurements: Measurements) -> list[list[str]]:
     lines = []
     for ratio in ratios():
         for size in ratio.sizes:
-            sides = [{**side.params, ratio.size_name: size} for side in (ratio.top, ratio.bottom)]
-            top, bottom = (
-                measurements.get(side.key, params)
-                for side, params in zip((ratio.top, ratio.bottom), sides, strict=True)
-            )
+            sides = [
+                (side.key, {**side.params, ratio.size_name: size})
+                for side in (ratio.top, ratio.bottom)
+            ]
+            top, bottom = (measurements.get(*side) for side in sides)
             if top is not None and bottom is not None and bottom > 0:
                 measured = top / bottom
-                top_range, bottom_range = (
-                    measurements.range(side.key, params)
-                    for side, params in zip((ratio.top, ratio.bottom), sides, strict=True)
-                )
+                top_range, bottom_range = (measurements.range(*side) for side in sides)
                 spread = "-"
                 if top_range is not None and bottom_range is not None:
                     spread = (

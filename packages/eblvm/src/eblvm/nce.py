@@ -195,9 +195,7 @@ class NCEStep(ThetaStepper):
                 noise = standard_noise(
                     self.noise_law, shape, dtype=y.dtype, device=y.device, generator=generator
                 ).repeat(1, self.runs.count, *(1 for _ in self.latent_shape))
-                z = draw(posterior, folded, self.particles, noise=noise)
-                weights = -self.energy(folded, z) - posterior.log_prob(z, folded)
-            return torch.logsumexp(weights, dim=0) - math.log(self.particles)
+                return importance_log_model(self.energy, posterior, folded, noise)
 
     def draw_noise(self, v: Tensor, generator: torch.Generator) -> NCENoise:
         batch, dtype, device = v.shape[0], v.dtype, v.device
@@ -273,17 +271,27 @@ class NCEStep(ThetaStepper):
         assert noise.data is not None and noise.particles is not None
         with torch.no_grad():
             h = draw(posterior, v, self.n_samples, noise=noise.data)
-            z = draw(posterior, y, self.particles, noise=noise.particles)
             log_q_h = posterior.log_prob(h, v)
-            log_q_z = posterior.log_prob(z, y)
         c_data = _per_example(log_c, runs, batch)
         c_noise = _per_example(log_c, runs, self.ratio * batch)
         bound = -self.energy(v, h) - c_data - log_q_h  # (L, B)
         data = nce_term(bound, self.noise.log_prob(v), self.ratio, of_data=True).mean(0)
-        weights = -self.energy(y, z) - c_noise - log_q_z  # (P, ν·B)
-        log_model_noise = torch.logsumexp(weights, dim=0) - math.log(self.particles)
+        log_model_noise = importance_log_model(self.energy, posterior, y, noise.particles) - c_noise
         noise_terms = nce_term(log_model_noise, self.noise.log_prob(y), self.ratio, of_data=False)
         return data, noise_terms
+
+
+def importance_log_model(
+    energy: nn.Module, posterior: Posterior, y: Tensor, noise: Tensor
+) -> Tensor:
+    """log p̃(y) by importance sampling, log mean_p exp(−E(y, z_p)) / q(z_p | y) over
+    the P draws z_p of q that ``noise`` (P, N, ...) drives: (N, D) -> (N,). Gradients
+    reach θ through the energy only."""
+    particles = noise.shape[0]
+    with torch.no_grad():
+        z = draw(posterior, y, particles, noise=noise)
+        log_q = posterior.log_prob(z, y)
+    return torch.logsumexp(-energy(y, z) - log_q, dim=0) - math.log(particles)
 
 
 def noise_of(
