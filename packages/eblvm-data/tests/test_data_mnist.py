@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_testing import TEST, TRAIN, idx_bytes, scaled, write
 
 from eblvm_data import mnist
-
-TRAIN = "train-images-idx3-ubyte"
-TEST = "t10k-images-idx3-ubyte"
-
-
-def idx_bytes(images: np.ndarray, magic: int = 2051) -> bytes:
-    n, rows, cols = images.shape
-    return struct.pack(">IIII", magic, n, rows, cols) + images.astype(np.uint8).tobytes()
-
-
-def write(path: Path, data: bytes) -> None:
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as stream:
-            stream.write(data)
-    else:
-        path.write_bytes(data)
 
 
 @pytest.fixture
@@ -36,10 +19,6 @@ def images() -> tuple[np.ndarray, np.ndarray]:
         rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8),
         rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8),
     )
-
-
-def scaled(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images.astype(np.float64) / 255).unsqueeze(1)
 
 
 @pytest.mark.parametrize(("train_suffix", "test_suffix"), [("", ""), (".gz", ".gz"), ("", ".gz")])

@@ -519,7 +519,11 @@ def test_fid_without_weights_or_statistics_says_what_is_missing(tmp_path, capsys
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["svhn"], "dataset must be one of mnist, cifar10, celeba, digits32, random, got 'svhn'"),
+        (
+            ["svhn"],
+            "dataset must be one of mnist, fashion_mnist, cifar10, celeba, digits32, random, "
+            "got 'svhn'",
+        ),
         (["digits32", "--n", "1"], "n must be an integer >= 2, got 1"),
         (
             ["digits32", "--split", "test", "--n", "181"],
@@ -562,6 +566,48 @@ def test_fid_stats_names_the_missing_data_files_and_weights(tmp_path, capsys, mo
     assert main(command) == 2
     assert str(tmp_path / "cifar-10-batches-py" / "data_batch_1") in capsys.readouterr().err
     assert not out.exists()
+
+
+def _write_idx(path: Path, images: np.ndarray) -> None:
+    n, rows, cols = images.shape
+    header = np.array([2051, n, rows, cols], dtype=">u4").tobytes()
+    path.write_bytes(header + images.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_presets_train_on_its_train_and_validation_images_padded(tmp_path):
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, size=(5003, 28, 28), dtype=np.uint8)
+    test = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", train)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", test)
+    for name in ("fashion-vages-mdsm", "fashion-ebm-mdsm"):
+        preset = get_preset(name)
+        assert (preset.data.dataset, preset.data.channels, preset.data.image_size) == (
+            "fashion_mnist",
+            1,
+            32,
+        )
+        assert preset.data.data_root == "/usr/share/datasets/fashion-mnist"
+        local = apply_overrides(preset, [f"data_root={tmp_path}"])
+        images = load_images(local)
+        assert images.shape == (5003, 1, 32, 32)
+        expected = torch.from_numpy(train.astype(np.float32) / 255).unsqueeze(1)
+        torch.testing.assert_close(images[:, :, 2:30, 2:30], expected, rtol=0, atol=1e-7)
+        assert images[:, :, :2].abs().sum() == 0 and images[:, :, :, 30:].abs().sum() == 0
+        assert load_images(local, split="test").shape == (3, 1, 32, 32)
+    assert get_preset("fashion-ebm-mdsm").method.name == "exact"
+    vages = get_preset("fashion-vages-mdsm")
+    assert vages.method.name == "vages" and vages.data.batch_size == 64
+    model = vages.model
+    assert (model.base_width, model.blocks_per_stage, model.posterior_width) == (32, 1, 16)
+
+
+def test_training_without_the_fashion_mnist_files_names_the_debian_package(tmp_path, capsys):
+    command = ["train", "fashion-vages-mdsm", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*command, f"--set=data_root={tmp_path}", "--set=device=cpu"]) == 2
+    message = capsys.readouterr().err
+    assert str(tmp_path / "train-images-idx3-ubyte.gz") in message
+    assert "apt-get install dataset-fashion-mnist" in message and "Traceback" not in message
 
 
 def test_the_test_split_is_the_data_sets_test_split_and_train_adds_validation():

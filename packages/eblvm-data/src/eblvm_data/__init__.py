@@ -2,8 +2,8 @@
 
 2-D toys (checkerboard, blobs, swiss roll, moons, rings; exact log-densities
 for the checkerboard, blobs and rings), isotropic Gaussians, scikit-learn's
-digits, and loaders for the standard files of Frey face, MNIST, CIFAR10 and
-CelebA; each returns `Splits`. Batch augmentations (`dequantize`,
+digits, and loaders for the standard files of Frey face, MNIST, Fashion-MNIST,
+CIFAR10 and CelebA; each returns `Splits`. Batch augmentations (`dequantize`,
 `random_hflip`) are pure functions.
 """
 
@@ -19,6 +19,7 @@ from eblvm_data.checkerboard import (
 )
 from eblvm_data.cifar10 import cifar10
 from eblvm_data.digits import DIGITS_SEED, digits
+from eblvm_data.fashion_mnist import FASHION_MNIST_ROOT, fashion_mnist
 from eblvm_data.frey_face import frey_face
 from eblvm_data.gaussian import GAUSSIAN_SEEDS, gaussian, gaussian_splits
 from eblvm_data.mnist import mnist
@@ -32,6 +33,7 @@ __all__ = [
     "CHECKERBOARD_LOG_DENSITY",
     "CHECKERBOARD_SEEDS",
     "DIGITS_SEED",
+    "FASHION_MNIST_ROOT",
     "GAUSSIAN_SEEDS",
     "MOONS_SEEDS",
     "RINGS_SEEDS",
@@ -49,6 +51,7 @@ __all__ = [
     "cifar10",
     "dequantize",
     "digits",
+    "fashion_mnist",
     "frey_face",
     "gaussian",
     "gaussian_splits",
@@ -62,4 +65,4 @@ __all__ = [
     "swiss_roll",
     "swiss_roll_splits",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

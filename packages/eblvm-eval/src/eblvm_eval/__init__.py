@@ -1,7 +1,7 @@
 """Evaluation of energy-based latent variable models: exact and AIS log-partition
 functions of GRBMs, log-likelihoods, density plots, divergences and the bias of
 VaES/VaGES, Fisher divergence (exact and learned), Gibbs, Langevin and HMC samplers,
-FID and image grids."""
+FID, the Inception Score and image grids."""
 
 from eblvm_eval._grbm import FreeEnergyModel, GRBMParameters
 from eblvm_eval.ais import (
@@ -78,6 +78,11 @@ from eblvm_eval.hmc import (
     hmc_step,
 )
 from eblvm_eval.images import image_grid, interpolate_latents, save_image_grid
+from eblvm_eval.inception_score import (
+    InceptionScore,
+    inception_score,
+    inception_score_from_logits,
+)
 from eblvm_eval.likelihood import log_likelihood
 from eblvm_eval.partition import MAX_EXACT_H_DIM, exact_log_partition
 from eblvm_eval.plots import density_plot
@@ -120,6 +125,7 @@ __all__ = [
     "HMCKernel",
     "HMCNoise",
     "HMCState",
+    "InceptionScore",
     "InceptionV3Features",
     "LangevinInfo",
     "LangevinKernel",
@@ -162,6 +168,8 @@ __all__ = [
     "hmc_sample",
     "hmc_step",
     "image_grid",
+    "inception_score",
+    "inception_score_from_logits",
     "interpolate_latents",
     "langevin_init",
     "langevin_kernel",
@@ -176,4 +184,4 @@ __all__ = [
     "save_stats",
     "score_jacobian",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

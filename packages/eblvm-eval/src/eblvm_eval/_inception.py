@@ -191,8 +191,9 @@ class InceptionV3Features(nn.Module):
     ``C`` is 3 (RGB) or 1 (grey, repeated to RGB). The images are resized to 299×299
     (bilinear, ``align_corners=False``) and mapped from [0, 1] to [−1, 1], as the standard
     FID computation does, then run to the final average pool. ``fc`` is the weights
-    file's 1008-way ImageNet classifier: the features are taken before it, and it is kept
-    so that the file loads with ``strict=True``.
+    file's 1008-way ImageNet classifier: the features are taken before it; its weight
+    gives the Inception Score's logits (``logits``), and its bias is kept so that the
+    file loads with ``strict=True``.
 
     The parameters start at PyTorch's default initialisation; ``load_inception`` builds
     the network and loads the real weights.
@@ -269,3 +270,9 @@ class InceptionV3Features(nn.Module):
         ):
             x = block(x)
         return x.mean(dim=(2, 3))
+
+    def logits(self, images: Tensor) -> Tensor:
+        """``images: (B, C, H, W)`` in [0, 1] -> ``(B, 1008)`` class logits without the
+        classifier's bias, ``features @ fc.weight.T``: the logits of the Inception Score
+        (as in the original TensorFlow code and torch-fidelity's ``logits_unbiased``)."""
+        return self(images) @ self.fc.weight.T

@@ -405,7 +405,11 @@ def _add_fid_stats(commands: Any) -> None:
         "(default train)",
     )
     parser.add_argument("--n", type=int, help="the first N images of the split (default: all)")
-    parser.add_argument("--data-root", help="where the data set is (default: data)")
+    parser.add_argument(
+        "--data-root",
+        help="where the data set is (default: data; fashion_mnist: "
+        "/usr/share/datasets/fashion-mnist)",
+    )
     _add_weights_option(parser)
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=100, help="images per Inception pass")

@@ -22,7 +22,7 @@ from typing import Any
 
 GRBM_DATASETS = ("checkerboard", "blobs", "swiss_roll", "moons", "rings", "digits", "frey_face")
 CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
-IMAGE_DATASETS = ("mnist", "cifar10", "celeba", "digits32", "random")
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "digits32", "random")
 METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd", "nce", "vnce")
 NCE_NOISE = ("standard", "data")
 NCE_STARTS = ("estimate", "zero")
@@ -37,7 +37,13 @@ COMPILE = ("auto", "on", "off")
 
 # (channels, image size) of the image data sets whose images have a fixed shape;
 # CelebA is resized to image_size, random images take the configured shape.
-NATIVE_SHAPES = {"mnist": (1, 32), "cifar10": (3, 32), "digits32": (1, 32), "celeba": (3, None)}
+NATIVE_SHAPES = {
+    "mnist": (1, 32),
+    "fashion_mnist": (1, 32),
+    "cifar10": (3, 32),
+    "digits32": (1, 32),
+    "celeba": (3, None),
+}
 _STAGES = 3  # the deep models' residual network halves the resolution three times
 
 

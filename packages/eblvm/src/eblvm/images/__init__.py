@@ -1,5 +1,5 @@
-"""The image family: deep EBLVMs and deep EBMs on MNIST, CIFAR10, CelebA, the bundled
-digits and random images; FID evaluation and selection, annealed-Langevin samples,
+"""The image family: deep EBLVMs and deep EBMs on MNIST, Fashion-MNIST, CIFAR10, CelebA,
+the bundled digits and random images; FID evaluation and selection, annealed-Langevin samples,
 reference statistics, the paper's deep experiments as presets."""
 
 from eblvm.images.presets import DATASET_PRESETS, IMAGE_PRESETS

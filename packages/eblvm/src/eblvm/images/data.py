@@ -7,7 +7,16 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
 from eblvm.settings import Settings
-from eblvm_data import Splits, celeba, cifar10, dequantize, digits, mnist, random_hflip
+from eblvm_data import (
+    Splits,
+    celeba,
+    cifar10,
+    dequantize,
+    digits,
+    fashion_mnist,
+    mnist,
+    random_hflip,
+)
 
 Images = Tensor | Dataset[Tensor]
 SPLITS = ("train", "test")
@@ -18,9 +27,10 @@ def load_images(settings: Settings, *, split: str = "train") -> Images:
     read on access), in the data set's fixed order.
 
     ``split="train"``: the training images. As in the paper, the train and validation
-    splits are trained on together (60k MNIST, 50k CIFAR10, 182,637 CelebA, 1617 digits);
-    random images are the ``data.n_train`` drawn from ``seed``. ``split="test"``: the held-out
-    test split (10k MNIST, 10k CIFAR10, 19,962 CelebA, 180 digits); random images have none.
+    splits are trained on together (60k MNIST or Fashion-MNIST, 50k CIFAR10, 182,637
+    CelebA, 1617 digits); random images are the ``data.n_train`` drawn from ``seed``.
+    ``split="test"``: the held-out test split (10k MNIST or Fashion-MNIST, 10k CIFAR10,
+    19,962 CelebA, 180 digits); random images have none.
 
     Raises FileNotFoundError (naming the files looked for) when the data set is missing
     from ``data_root``, and ValueError for another split or when the images do not have
@@ -42,6 +52,8 @@ def load_images(settings: Settings, *, split: str = "train") -> Images:
         splits = celeba(config.data_root, size=config.image_size)
     elif config.dataset == "mnist":
         splits = mnist(config.data_root, pad_to=32)
+    elif config.dataset == "fashion_mnist":
+        splits = fashion_mnist(config.data_root, pad_to=32)
     elif config.dataset == "cifar10":
         splits = cifar10(config.data_root)
     else:

@@ -377,10 +377,11 @@ def reference_stats(
 
     ``dataset``: one of the image data sets, its images as its presets train on them
     (CelebA 64×64; random images those of the ``random-*`` presets), read from
-    ``data_root`` (default ``data``). ``split``: ``train`` (train and validation splits
-    together, the images the presets train on) or ``test``. ``n``: the first n images of
-    the split in its fixed order (default all; at least 2). ``weights``: the Inception
-    weights file (default: the EBLVM_FID_WEIGHTS variable). Features are computed
+    ``data_root`` (default: its presets' ``data.data_root``, ``data`` or, for
+    Fashion-MNIST, ``/usr/share/datasets/fashion-mnist``). ``split``: ``train`` (train and
+    validation splits together, the images the presets train on) or ``test``. ``n``: the
+    first n images of the split in its fixed order (default all; at least 2). ``weights``:
+    the Inception weights file (default: the EBLVM_FID_WEIGHTS variable). Features are computed
     ``batch_size`` images at a time on ``device`` (default: cuda when available). The
     arguments, the weights and the data are checked before any feature is computed.
     """

@@ -1,0 +1,113 @@
+"""Image splits from the idx files of MNIST and Fashion-MNIST (plain or gzipped)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eblvm_data._checks import check_int, check_pad_to, check_root
+from eblvm_data._images import pad_centre
+from eblvm_data.splits import Splits
+
+IDX_TRAIN_FILE = "train-images-idx3-ubyte"
+IDX_TEST_FILE = "t10k-images-idx3-ubyte"
+
+_IDX3_UBYTE_MAGIC = 2051
+_HEADER = struct.Struct(">IIII")
+
+
+def idx_image_splits(
+    root: str | os.PathLike[str],
+    *,
+    pad_to: int | None,
+    n_validation: int,
+    data_set: str,
+    source: str,
+) -> Splits:
+    """The splits of the idx image files ``train-images-idx3-ubyte`` and
+    ``t10k-images-idx3-ubyte`` in ``root`` (each plain or ``.gz``, the plain one when
+    both exist): the train file less its last ``n_validation`` images / those last
+    images / the test file, each ``(N, 1, H, W)`` float32 in ``[0, 1]`` (raw / 255),
+    zero-padded (centred) to ``pad_to`` unless it is None.
+
+    ``data_set`` names the files in errors; ``source`` ends the error for missing files
+    (where they come from, ``{directory}`` replaced by the folder looked in).
+    """
+    directory = check_root(root)
+    n_validation = check_int("n_validation", n_validation, minimum=1)
+    train_path, test_path = _find_files(directory, data_set=data_set, source=source)
+    train, test = read_idx_images(train_path), read_idx_images(test_path)
+    if n_validation >= len(train):
+        raise ValueError(
+            f"n_validation must be smaller than the {len(train)} images of {train_path}, "
+            f"got {n_validation}"
+        )
+    size = check_pad_to(pad_to, image_size=max(train.shape[1:] + test.shape[1:]))
+    train_images, test_images = _to_tensor(train, size), _to_tensor(test, size)
+    n_train = len(train_images) - n_validation
+    return Splits(train=train_images[:n_train], validation=train_images[n_train:], test=test_images)
+
+
+def _find_files(directory: Path, *, data_set: str, source: str) -> list[Path]:
+    """The path of each idx file, plain or ``.gz``; all missing ones are named at once."""
+    found: list[Path] = []
+    missing: list[str] = []
+    for name in (IDX_TRAIN_FILE, IDX_TEST_FILE):
+        candidates = (directory / name, directory / f"{name}.gz")
+        existing = [path for path in candidates if path.is_file()]
+        if existing:
+            found.append(existing[0])
+        else:
+            missing.append(" or ".join(str(path) for path in candidates))
+    if missing:
+        raise FileNotFoundError(
+            f"{data_set} files not found; looked for "
+            + "; ".join(missing)
+            + ". "
+            + source.format(directory=directory)
+        )
+    return found
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """Parse an idx3 unsigned-byte file into a uint8 array ``(N, rows, cols)``.
+
+    Raises ValueError naming the file when it cannot be decompressed, its magic number
+    is not that of idx3 unsigned bytes, a size is zero, or its length is not the one
+    its header gives.
+    """
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as stream:
+                raw = stream.read()
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise ValueError(f"{path} could not be decompressed: {error}") from error
+    else:
+        raw = path.read_bytes()
+    if len(raw) < _HEADER.size:
+        raise ValueError(f"{path} is too short for an idx header ({len(raw)} bytes)")
+    magic, n, rows, cols = _HEADER.unpack_from(raw)
+    if magic != _IDX3_UBYTE_MAGIC:
+        raise ValueError(
+            f"{path}: magic number {magic}, expected {_IDX3_UBYTE_MAGIC} "
+            "(idx3 unsigned-byte images)"
+        )
+    expected = _HEADER.size + n * rows * cols
+    if n == 0 or rows == 0 or cols == 0 or len(raw) != expected:
+        raise ValueError(
+            f"{path}: header gives {n} images of {rows}×{cols}, which need {expected} bytes, "
+            f"but the file holds {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=_HEADER.size).reshape(n, rows, cols)
+
+
+def _to_tensor(images: np.ndarray, size: int | None) -> torch.Tensor:
+    """uint8 ``(N, H, W)`` to float32 ``(N, 1, H, W)`` in ``[0, 1]``, padded to ``size``."""
+    result = torch.from_numpy(images.astype(np.float32)).div_(255).unsqueeze(1)
+    return result if size is None else pad_centre(result, size)
