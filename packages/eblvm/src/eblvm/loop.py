@@ -53,6 +53,7 @@ from eblvm.runs import (
 from eblvm.settings import Settings
 from eblvm.states import run_record, stacked_state
 from eblvm.step import StepInfo, TrainState, fold_noise
+from eblvm.transforms import learning_rate
 
 __all__ = ["BatchStream", "RunView", "Task", "train", "train_stack"]
 
@@ -586,9 +587,7 @@ class _Training:
         rates = []
         for run in self.runs:
             lr = torch.tensor(run.settings.optimiser.lr, dtype=torch.float64)
-            for hook in self.step.hooks:
-                lr = hook.learning_rate(lr, iteration)
-            rates.append(float(lr))
+            rates.append(float(learning_rate(self.step.transforms.gradients, lr, iteration)))
         return rates
 
     def views(self, state: TrainState) -> list[RunView]:
