@@ -290,3 +290,10 @@ def test_the_former_name_of_a_run_snapshot_warns_and_still_works(tmp_path):
         assert snapshot.out == snapshot.folder == tmp_path
     with pytest.raises(AttributeError):
         _ = eblvm.NoSuchName
+
+
+def test_a_stack_of_no_runs_is_refused_with_a_clear_error():
+    from eblvm import train_stack
+
+    with pytest.raises(ValueError, match="at least one run"):
+        train_stack(GRBMTask(small_grbm()), [])
