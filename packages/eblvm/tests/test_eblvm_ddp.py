@@ -16,7 +16,7 @@ from eblvm_testing import RANDOM_IMAGES, small_grbm, tiny_images
 from torch import distributed as dist
 from torch import multiprocessing
 
-from eblvm import loop, train
+from eblvm import train
 from eblvm.distributed import Ranks
 from eblvm.functional import Runs, parameters_of
 from eblvm.grbm.task import GRBMTask
@@ -109,9 +109,15 @@ def _refuse_writes() -> None:
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a process other than rank 0 wrote a file")
 
-    for name in ("write_json", "save_checkpoint"):
-        setattr(loop, name, refuse)
-    for name in ("append_metrics", "rewrite_metrics", "__enter__"):
+    for name in (
+        "write_settings",
+        "save_checkpoint",
+        "save_best",
+        "write_summary",
+        "append_metrics",
+        "rewrite_metrics",
+        "__enter__",
+    ):
         setattr(RunFolder, name, refuse)
 
 

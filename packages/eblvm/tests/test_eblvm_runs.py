@@ -275,3 +275,25 @@ def test_same_seed_image_runs_are_bit_identical(tmp_path):
     first, second = (load_checkpoint(tmp_path / n / CHECKPOINT)["state"] for n in "ab")
     for part in ("theta", "phi"):
         assert all(torch.equal(first[part][k], second[part][k]) for k in first[part])
+
+
+def test_the_former_name_of_a_run_snapshot_warns_and_still_works(tmp_path):
+    import eblvm
+    from eblvm import loop
+    from eblvm.task import RunSnapshot
+
+    for module in (eblvm, loop):
+        with pytest.warns(DeprecationWarning, match="RunSnapshot"):
+            assert module.RunView is RunSnapshot
+    snapshot = RunSnapshot(small_grbm(), tmp_path, None, None)
+    with pytest.warns(DeprecationWarning, match="folder"):
+        assert snapshot.out == snapshot.folder == tmp_path
+    with pytest.raises(AttributeError):
+        _ = eblvm.NoSuchName
+
+
+def test_a_stack_of_no_runs_is_refused_with_a_clear_error():
+    from eblvm import train_stack
+
+    with pytest.raises(ValueError, match="at least one run"):
+        train_stack(GRBMTask(small_grbm()), [])

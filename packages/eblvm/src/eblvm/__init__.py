@@ -3,9 +3,12 @@ model family (GRBMs; deep EBLVMs and EBMs on images), a training step composed o
 libraries' parts, stacks of runs compiled into one step, the paper's experiments as
 presets, and the ``eblvm`` command."""
 
+import warnings
+from typing import Any
+
 from eblvm.custom import ModelTask
 from eblvm.experiments.compare import compare
-from eblvm.loop import RunView, Task, train, train_stack
+from eblvm.loop import train, train_stack
 from eblvm.parts import Model
 from eblvm.presets import PRESETS, get_preset, task_for
 from eblvm.runs import (
@@ -17,6 +20,7 @@ from eblvm.runs import (
     TrainingInterrupted,
 )
 from eblvm.settings import Settings, SettingsError, apply_overrides
+from eblvm.task import RunSnapshot, Task
 
 __all__ = [
     "PRESETS",
@@ -26,7 +30,7 @@ __all__ = [
     "RunError",
     "RunLocked",
     "RunMismatch",
-    "RunView",
+    "RunSnapshot",
     "Settings",
     "SettingsError",
     "Task",
@@ -40,3 +44,15 @@ __all__ = [
     "train_stack",
 ]
 __version__ = "0.4.0"
+
+_DEPRECATED = {"RunView": RunSnapshot}  # the former names, kept until 0.5
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"eblvm.{name} is deprecated; use eblvm.{new.__name__}", DeprecationWarning, 2
+        )
+        return new
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

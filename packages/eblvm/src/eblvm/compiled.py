@@ -23,6 +23,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from eblvm.step import Step, StepInfo, TrainState
+from eblvm.transforms import StepTransforms
 
 MODES = ("auto", "on", "off")
 
@@ -45,8 +46,8 @@ class CompiledStep:
         return self.compiled is not None
 
     @property
-    def hooks(self) -> tuple[Any, ...]:
-        return self.step.hooks
+    def transforms(self) -> StepTransforms:
+        return self.step.transforms
 
     def init(self, theta: Any, phi: Any, batch: torch.Tensor) -> TrainState:
         return self.step.init(theta, phi, batch)

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from eblvm.loop import RunView
 from eblvm.parts import Model
 from eblvm.settings import Settings
+from eblvm.task import RunSnapshot
 
 
 class ModelTask:
@@ -66,17 +66,17 @@ class ModelTask:
     def stack(self, models: Sequence[Model]) -> Model:
         raise ValueError("a ModelTask trains one run at a time")
 
-    def evaluate(self, runs: Sequence[RunView], iteration: int) -> list[dict[str, Any]]:
+    def evaluate(self, runs: Sequence[RunSnapshot], iteration: int) -> list[dict[str, Any]]:
         if self._evaluate is None:
             return [{} for _ in runs]
         return [self._evaluate(run.model, iteration) for run in runs]
 
-    def best_record(self, run: RunView) -> dict[str, Any]:
+    def best_record(self, run: RunSnapshot) -> dict[str, Any]:
         posterior = run.model.posterior
         return {
             "model": {k: v.detach().cpu() for k, v in run.model.energy.state_dict().items()},
             "posterior": {} if posterior is None else posterior.state_dict(),
         }
 
-    def finish(self, run: RunView, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, run: RunSnapshot, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in row.items() if key != "iteration"}

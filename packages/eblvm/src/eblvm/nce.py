@@ -27,15 +27,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from eblvm.functional import Params, Runs, detached, gradients, requiring_grad, swapped
-from eblvm.hooks import Hook
 from eblvm.optim import Adam
 from eblvm.step import (
     PosteriorFitter,
     StepInfo,
     ThetaStepper,
     TrainState,
-    _learning_rate,
 )
+from eblvm.transforms import StepTransforms
 from eblvm_eval import FreeEnergyModel
 from score_estimators import Posterior, draw, standard_noise
 
@@ -130,7 +129,7 @@ class NCEStep(ThetaStepper):
     ratio: int
     theta_optimiser: Adam
     lr: Tensor
-    hooks: tuple[Hook, ...]
+    transforms: StepTransforms
     runs: Runs
     latent_shape: tuple[int, ...] = ()
     fitter: PosteriorFitter | None = None
@@ -221,7 +220,7 @@ class NCEStep(ThetaStepper):
     def __call__(
         self, state: TrainState, v: Tensor, noise: NCENoise, iteration: Tensor
     ) -> tuple[TrainState, StepInfo]:
-        runs, hooks = self.runs, self.hooks
+        runs = self.runs
         phi, phi_opt = state.phi, state.phi_opt
         fit_loss = torch.full((runs.count,), math.nan, dtype=v.dtype, device=v.device)
         if self.fitter is not None and self.posterior is not None and noise.fit is not None:
@@ -233,12 +232,13 @@ class NCEStep(ThetaStepper):
                     self.posterior,
                     state,
                     self.phi_optimiser,
-                    _learning_rate(hooks, self.posterior_lr, iteration),
+                    self.posterior_lr,
+                    iteration,
                     v.detach(),
                     None,
                     noise.fit,
                     runs,
-                    hooks,
+                    self.transforms.gradients,
                 )
         y = self.noise.sample(noise.noise)
         theta = requiring_grad(state.theta)

@@ -1,5 +1,5 @@
 """Settings to objects, in one place: the estimator, objective, posterior fitter,
-optimisers and hooks of a run's training step.
+optimisers and per-step transformations of a run's training step.
 
 The step receives objects, never strings; this module is where the names in a
 :class:`~eblvm.settings.Settings` become ``VaGES(2)``, ``DSM(sigma=0.05)``,
@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from eblvm.distributed import Ranks
 from eblvm.functional import Runs
-from eblvm.hooks import EMA, AllReduce, Cosine, Hook
 from eblvm.nce import NCEStep, noise_of
 from eblvm.objectives import DSM, KSD, MDSM, SM, SSM, ObjectivePart
 from eblvm.optim import Adam
@@ -29,6 +28,15 @@ from eblvm.step import (
     PosteriorFitter,
     ScoreMatchingStep,
     Step,
+)
+from eblvm.transforms import (
+    StepTransforms,
+    Transform,
+    all_reduce,
+    chain,
+    clip_by_global_norm,
+    cosine_schedule,
+    ema,
 )
 from score_estimators import (
     BiSM,
@@ -117,16 +125,19 @@ def objective_of(settings: Settings, runs: Runs, ranks: Ranks) -> ObjectivePart:
     return part
 
 
-def hooks_of(settings: Settings, ranks: Ranks) -> tuple[Hook, ...]:
-    """All-reduce under data parallelism, the schedule, the EMA: what the settings ask."""
-    hooks: list[Hook] = []
+def transforms_of(settings: Settings, runs: Runs, ranks: Ranks) -> StepTransforms:
+    """What the settings ask, in this order: all-reduce under data parallelism, clipping
+    by global norm, the schedule (before each optimiser step); the EMA (after θ's)."""
+    optimiser = settings.optimiser
+    gradients: list[Transform] = []
     if ranks.world > 1:
-        hooks.append(AllReduce(ranks))
-    if settings.optimiser.schedule == "cosine":
-        hooks.append(Cosine(settings.cadence.iterations, settings.optimiser.lr_min))
-    if settings.optimiser.ema_decay > 0:
-        hooks.append(EMA(settings.optimiser.ema_decay))
-    return tuple(hooks)
+        gradients.append(all_reduce(ranks))
+    if optimiser.clip_norm > 0:
+        gradients.append(clip_by_global_norm(optimiser.clip_norm, runs))
+    if optimiser.schedule == "cosine":
+        gradients.append(cosine_schedule(settings.cadence.iterations, optimiser.lr_min))
+    parameters = [ema(optimiser.ema_decay)] if optimiser.ema_decay > 0 else []
+    return StepTransforms(chain(*gradients), chain(*parameters))
 
 
 def _rates(values: Sequence[float], runs: Runs, device: torch.device) -> Tensor:
@@ -152,7 +163,7 @@ def build_step(
     lr = _rates(lrs or [settings.optimiser.lr] * runs.count, runs, device)
     posterior_lr = _rates(posterior_lrs or [settings.posterior.lr] * runs.count, runs, device)
     adam = Adam((settings.optimiser.beta1, settings.optimiser.beta2), settings.optimiser.eps)
-    hooks = hooks_of(settings, ranks)
+    transforms = transforms_of(settings, runs, ranks)
     method = settings.method
     if method.is_contrastive:
         if not isinstance(model.energy, StackedEnergy):
@@ -161,7 +172,7 @@ def build_step(
             model.energy,
             adam,
             lr,
-            hooks,
+            transforms,
             runs,
             steps=method.cd_steps,
             persistent=method.name == "pcd",
@@ -193,7 +204,7 @@ def build_step(
             method.noise_ratio,
             adam,
             lr,
-            hooks,
+            transforms,
             runs,
             model.latent_shape,
             fitter,
@@ -215,7 +226,7 @@ def build_step(
         adam if posterior is not None else None,
         lr,
         posterior_lr,
-        hooks,
+        transforms,
         runs,
         model.latent_shape,
         noise_law=noise_law,

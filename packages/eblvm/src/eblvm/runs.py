@@ -1,6 +1,6 @@
 """The run folder: its files, written atomically and safely, read back safely.
 
-A run lives in one folder::
+A run (one training run) lives in one folder, its run folder::
 
     config.json          the settings (Settings.to_dict)
     run.json             how it was made: versions, device, command line, git commit
@@ -10,6 +10,9 @@ A run lives in one folder::
     best.pt              the selected model (by validation log-likelihood or FID)
     summary.json         the final numbers
     run.lock             held by the one process that writes the folder
+    tensorboard/         the metrics as TensorBoard scalars (with tensorboard=true)
+
+:class:`RunFolder` is the only writer of these files.
 
 Every file is written to a temporary file beside it, flushed to disk and renamed, so
 that a reader (or a crash) sees the old or the new file, never half of one; files get
@@ -34,6 +37,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from eblvm.settings import Settings
 
 CONFIG = "config.json"
 PROVENANCE = "run.json"
@@ -220,15 +225,16 @@ def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, A
 
 
 class RunFolder:
-    """One run's folder, held by one process: a context manager that takes the lock
-    (another live writer is refused; the lock dies with its process) and removes
-    temporary files that a killed process left behind."""
+    """One run's folder and the only writer of its files, held by one process: a
+    context manager that takes the lock (another live writer is refused; the lock dies
+    with its process) and removes temporary files that a killed process left behind."""
 
     def __init__(self, out: Path) -> None:
         if str(out) == "":
             raise ValueError("the run folder must be a path, got an empty string")
         self.out = Path(os.path.expanduser(str(out)))
         self._lock: int | None = None
+        self._scalars: Any = None
 
     def __enter__(self) -> RunFolder:
         if self.out.exists() and not self.out.is_dir():
@@ -254,6 +260,7 @@ class RunFolder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close_scalars()
         if self._lock is not None:
             os.ftruncate(self._lock, 0)
             fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -263,27 +270,83 @@ class RunFolder:
     def path(self, name: str) -> Path:
         return self.out / name
 
+    def write_settings(self, settings: Settings, made: dict[str, Any]) -> None:
+        """``config.json`` (the settings) and ``run.json`` (``made``: how the run was made)."""
+        write_json(self.path(CONFIG), settings.to_dict())
+        write_json(self.path(PROVENANCE), made)
+
+    def read_metrics(self, up_to: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """The metrics rows up to iteration ``up_to`` (see :func:`read_metrics`)."""
+        return read_metrics(self.path(METRICS), up_to)
+
     def append_metrics(self, row: dict[str, Any]) -> None:
+        """One row more in ``metrics.jsonl`` (and its numbers as TensorBoard scalars when
+        :meth:`open_scalars` was called)."""
         with self.path(METRICS).open("a") as handle:
             handle.write(json.dumps(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        if self._scalars is not None and "iteration" in row:
+            for key, value in row.items():
+                if isinstance(value, float) and key != "seconds":
+                    self._scalars.add_scalar(key, value, row["iteration"])
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         atomic_write_bytes(
             self.path(METRICS), "".join(json.dumps(row) + "\n" for row in rows).encode()
         )
 
-    def scalar_writer(self) -> Any:
-        """A TensorBoard SummaryWriter into ``out/tensorboard`` (the ``tensorboard``
-        package is needed: ``pip install tensorboard``)."""
+    def open_scalars(self) -> None:
+        """Also write the metrics as TensorBoard scalars into ``out/tensorboard`` (the
+        ``tensorboard`` package is needed: ``pip install tensorboard``)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise RunError(
                 "tensorboard=true needs the tensorboard package: pip install tensorboard"
             ) from None
-        return SummaryWriter(str(self.path("tensorboard")))
+        self._scalars = SummaryWriter(str(self.path("tensorboard")))
+
+    def close_scalars(self) -> None:
+        if self._scalars is not None:
+            self._scalars.close()
+            self._scalars = None
+
+    def resume_record(self, settings: Settings, required: tuple[str, ...]) -> dict[str, Any] | None:
+        """The checkpoint of this run to continue with ``settings``, or None when there is
+        none; raises CheckpointError (damaged: with what to do) or RunMismatch (another
+        run's, or more iterations than asked for)."""
+        path = self.path(CHECKPOINT)
+        if not path.exists():
+            return None
+        try:
+            record = load_checkpoint(path, required=("format", "fingerprint", *required))
+        except CheckpointError as error:
+            raise CheckpointError(f"{error}; {self.damaged_checkpoint_hint()}") from None
+        if record["format"] != FORMAT:
+            raise CheckpointError(f"{path} has checkpoint format {record['format']}, not {FORMAT}")
+        if record["fingerprint"] != settings.fingerprint():
+            raise RunMismatch(_mismatch_message(self.out, settings))
+        iterations = settings.cadence.iterations
+        if record["iteration"] > iterations:
+            raise RunMismatch(
+                f"{self.out} holds {record['iteration']} iterations, more than the {iterations} "
+                "asked for; a run is never shortened: ask for at least as many, or choose "
+                "another --out"
+            )
+        return record
+
+    def save_checkpoint(self, settings: Settings, record: dict[str, Any]) -> Path:
+        """``checkpoint.pt`` of the run of ``settings`` (the one before it kept)."""
+        save_checkpoint(self._stamped(settings, record), self.path(CHECKPOINT))
+        return self.path(CHECKPOINT)
+
+    def save_best(self, settings: Settings, record: dict[str, Any]) -> None:
+        """``best.pt``: the selected model of the run of ``settings``."""
+        save_checkpoint(self._stamped(settings, record), self.path(BEST), keep_previous=False)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.path(SUMMARY), summary)
 
     def damaged_checkpoint_hint(self) -> str:
         """What to do when checkpoint.pt is damaged: resume from the previous one."""
@@ -296,3 +359,31 @@ class RunFolder:
             f"the previous checkpoint {previous} (iteration {kept['iteration']}) is intact: "
             f"`mv {previous} {self.path(CHECKPOINT)}` resumes from it"
         )
+
+    @staticmethod
+    def _stamped(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+        return {"format": FORMAT, "fingerprint": settings.fingerprint(), **record}
+
+
+def _mismatch_message(out: Path, settings: Settings) -> str:
+    """Which settings differ from those of the run in ``out``."""
+    try:
+        saved = Settings.from_dict(json.loads((out / CONFIG).read_text()))
+    except (OSError, ValueError):
+        return f"{out} holds a checkpoint of a run with other settings; choose another --out"
+    theirs, ours = saved.trajectory(), settings.trajectory()
+    differing = [
+        f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
+        for key in {**theirs, **ours}
+        if theirs.get(key) != ours.get(key)
+    ]
+    hint = ""
+    if any(d.startswith("cadence.iterations") for d in differing):
+        hint = (
+            "; iterations cannot change for a run with a learning-rate schedule (it spans "
+            "them): start a new run from this one's weights with --init-from"
+        )
+    return (
+        f"{out} holds a run with other settings ({'; '.join(differing) or 'see config.json'})"
+        f"{hint}; choose another --out"
+    )

@@ -258,7 +258,8 @@ class OptimiserSettings:
     """Adam (``beta1``, ``beta2``, ``eps``) on θ at ``lr`` (q has its own ``posterior.lr``),
     with ``schedule`` ``constant`` or ``cosine`` (to ``lr_min`` over the iterations, for
     θ and φ); ``ema_decay`` > 0 keeps an exponential moving average of θ, with warm-up
-    decay_t = min(ema_decay, (1 + t)/(10 + t))."""
+    decay_t = min(ema_decay, (1 + t)/(10 + t)); ``clip_norm`` > 0 clips θ's and φ's
+    gradients each to that global norm (per run; 0: no clipping)."""
 
     lr: float = 1e-3
     beta1: float = 0.9
@@ -267,6 +268,7 @@ class OptimiserSettings:
     schedule: str = "constant"
     lr_min: float = 0.0
     ema_decay: float = 0.0
+    clip_norm: float = 0.0
 
     def check(self) -> None:
         _positive("optimiser", "lr", self.lr)
@@ -281,6 +283,12 @@ class OptimiserSettings:
             self.lr_min,
         )
         _fraction("optimiser", "ema_decay", self.ema_decay)
+        _check(
+            _is_real(self.clip_norm) and self.clip_norm >= 0,
+            "optimiser.clip_norm",
+            "0 (no clipping) or positive and finite",
+            self.clip_norm,
+        )
 
 
 @dataclass(frozen=True)
@@ -469,6 +477,8 @@ class Settings:
         left_out |= {f"cadence.{f.name}" for f in fields(CadenceSettings)}
         if self.optimiser.schedule != "constant":
             left_out.discard("cadence.iterations")
+        if not self.optimiser.clip_norm:  # off: the fingerprints of runs before it hold
+            left_out.add("optimiser.clip_norm")
         return {name: value for name, value in self.items() if name not in left_out}
 
     def fingerprint(self) -> str:

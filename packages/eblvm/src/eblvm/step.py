@@ -3,12 +3,13 @@
 :class:`ScoreMatchingStep` is K steps of a :class:`PosteriorFitter` on φ, then one θ
 step on ``objective(estimator(energy, posterior, ·), v)``: any score estimator of
 score_estimators, any objective of :mod:`eblvm.objectives`, Adam on θ and φ, and
-hooks (gradient all-reduce, schedule, EMA). :class:`ContrastiveDivergenceStep` is CD-k
-or PCD-k on the free energy. A step is called as ``step(state, v, noise, iteration)``
-with every random draw of the iteration in ``noise`` (drawn beforehand by
-``draw_noise``), so that it can be replayed, split over processes, folded over the
-runs of a stack and traced into a compiled graph; it reads no tensor value, and
-reports non-finite results in its info instead of raising.
+the per-step transformations of :mod:`eblvm.transforms` (all-reduce, clipping,
+schedule, EMA). :class:`ContrastiveDivergenceStep` is CD-k or PCD-k on the free
+energy. A step is called as ``step(state, v, noise, iteration)`` with every random
+draw of the iteration in ``noise`` (drawn beforehand by ``draw_noise``), so that it
+can be replayed, split over processes, folded over the runs of a stack and traced
+into a compiled graph; it reads no tensor value, and reports non-finite results in
+its info instead of raising.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from eblvm.functional import (
     requiring_grad,
     swapped,
 )
-from eblvm.hooks import Hook
 from eblvm.objectives import ObjectivePart
 from eblvm.optim import Adam, AdamState
 from eblvm.stacked import StackedEnergy
+from eblvm.transforms import StepTransforms, Transform, Updates
 from eblvm_eval import GibbsNoise, gibbs_step
 from score_estimators import (
     Energy,
@@ -45,8 +46,8 @@ from score_estimators import (
 
 
 class TrainState(NamedTuple):
-    """Everything a step changes: θ, φ, both optimisers' states and the hooks' and
-    chains' ``extra`` state (the EMA of θ, PCD's persistent chains)."""
+    """Everything a step changes: θ, φ, both optimisers' states and the transforms'
+    and chains' ``extra`` state (the EMA of θ, PCD's persistent chains)."""
 
     theta: Params
     phi: Params
@@ -57,7 +58,8 @@ class TrainState(NamedTuple):
 
 class StepInfo(NamedTuple):
     """Per-run diagnostics of one step, each (S,): the objective's ``loss``, the last
-    ``posterior_loss`` of the fit (NaN without one), ``grad_norm`` ‖∇θ‖ and ``finite``
+    ``posterior_loss`` of the fit (NaN without one), ``grad_norm`` ‖∇θ‖ of the gradient
+    the optimiser takes (after the gradient chain: averaged, clipped) and ``finite``
     (the loss and the new θ are finite)."""
 
     loss: Tensor
@@ -73,7 +75,7 @@ class Step(Protocol):
     def runs(self) -> Runs: ...
 
     @property
-    def hooks(self) -> tuple[Hook, ...]: ...
+    def transforms(self) -> StepTransforms: ...
 
     def init(self, theta: Params, phi: Params, batch: Tensor) -> TrainState: ...
 
@@ -86,37 +88,18 @@ class Step(Protocol):
     ) -> tuple[TrainState, StepInfo]: ...
 
 
-def _learning_rate(hooks: Sequence[Hook], lr: Tensor, iteration: Tensor) -> Tensor:
-    for hook in hooks:
-        lr = hook.learning_rate(lr, iteration)
-    return lr
-
-
-def _gradients(hooks: Sequence[Hook], grads: dict[str, Tensor | None]) -> dict[str, Tensor | None]:
-    for hook in hooks:
-        grads = hook.gradients(grads)
-    return grads
-
-
-def _reported(hooks: Sequence[Hook], value: Tensor) -> Tensor:
-    for hook in hooks:
-        value = hook.reported(value)
-    return value
-
-
 class ThetaStepper:
-    """The θ half that every step shares: Adam on θ after the hooks, then the report."""
+    """The θ half that every step shares: the gradient chain, Adam on θ, the
+    parameters chain."""
 
     theta_optimiser: Adam
     lr: Tensor
-    hooks: tuple[Hook, ...]
+    transforms: StepTransforms
     runs: Runs
 
     def _initial_state(self, theta: Params, phi: Params, phi_optimiser: Adam | None) -> TrainState:
-        """θ and φ with fresh optimiser states and the hooks' extra state."""
-        extra: dict[str, Any] = {}
-        for hook in self.hooks:
-            extra.update(hook.init(theta))
+        """θ and φ with fresh optimiser states and the transforms' extra state."""
+        extra = self.transforms.init(theta)
         phi_opt = phi_optimiser.init(phi) if phi_optimiser is not None else None
         return TrainState(theta, phi, self.theta_optimiser.init(theta), phi_opt, extra)
 
@@ -134,16 +117,16 @@ class ThetaStepper:
     ) -> tuple[TrainState, StepInfo]:
         """The new state (φ, its optimiser state and the ``kept`` extra state as given)
         and the per-run losses (S,), posterior losses, gradient norms and finiteness."""
-        hooks, runs = self.hooks, self.runs
-        grads = _gradients(hooks, grads)
-        lr = _learning_rate(hooks, self.lr, iteration)
-        theta, theta_opt = self.theta_optimiser.update(
-            state.theta, grads, state.theta_opt, lr, runs
+        transforms, runs = self.transforms, self.runs
+        updates, extra = transforms.gradients.update(
+            Updates(grads, self.lr, losses.detach()), state.extra, iteration
         )
-        extra = state.extra
-        for hook in hooks:
-            extra = hook.updated(theta, extra, iteration)
-        reported = _reported(hooks, losses.detach())
+        grads, reported = updates.grads, updates.loss
+        assert reported is not None
+        theta, theta_opt = self.theta_optimiser.update(
+            state.theta, grads, state.theta_opt, updates.lr, runs
+        )
+        theta, extra = transforms.parameters.update(theta, extra, iteration)
         finite = reported.isfinite() & runs.finite(theta)
         new_state = TrainState(theta, detached(phi), theta_opt, phi_opt, {**extra, **(kept or {})})
         return new_state, StepInfo(reported, fit_loss, runs.norms(grads), finite)
@@ -184,13 +167,15 @@ class PosteriorFitter:
         state: TrainState,
         optimiser: Adam,
         lr: Tensor,
+        iteration: Tensor,
         points: Tensor,
         weights: Tensor | None,
         noise: Tensor,
         runs: Runs,
-        hooks: Sequence[Hook],
+        transforms: Transform,
     ) -> tuple[Params, AdamState | None, Tensor]:
-        """φ after the K steps, its optimiser state, and the last step's per-run loss.
+        """φ after the K steps at base learning rate ``lr``, each through the gradient
+        chain ``transforms``, its optimiser state, and the last step's per-run loss.
         ``energy`` computes with θ already (the caller swaps it in)."""
         fixed = at_fixed_v(energy, points)
         phi, opt_state = state.phi, state.phi_opt
@@ -210,10 +195,14 @@ class PosteriorFitter:
             if weights is not None:
                 per_example = per_example * weights
             losses = runs.means(per_example)
-            grads = _gradients(hooks, gradients(losses.sum(), leaves))
-            phi, opt_state = optimiser.update(phi, grads, opt_state, lr, runs)
-            last = losses.detach()
-        return phi, opt_state, _reported(hooks, last)
+            reported = losses.detach() if k == self.steps - 1 else None
+            updates, _ = transforms.update(
+                Updates(gradients(losses.sum(), leaves), lr, reported), {}, iteration
+            )
+            phi, opt_state = optimiser.update(phi, updates.grads, opt_state, updates.lr, runs)
+            if updates.loss is not None:
+                last = updates.loss
+        return phi, opt_state, last
 
 
 class ScoreMatchingNoise(NamedTuple):
@@ -245,7 +234,7 @@ class ScoreMatchingStep(ThetaStepper):
     phi_optimiser: Adam | None
     lr: Tensor
     posterior_lr: Tensor
-    hooks: tuple[Hook, ...]
+    transforms: StepTransforms
     runs: Runs
     latent_shape: tuple[int, ...]
     noise_law: str = "normal"
@@ -282,7 +271,7 @@ class ScoreMatchingStep(ThetaStepper):
     def __call__(
         self, state: TrainState, v: Tensor, noise: ScoreMatchingNoise, iteration: Tensor
     ) -> tuple[TrainState, StepInfo]:
-        runs, hooks = self.runs, self.hooks
+        runs = self.runs
         phi, phi_opt = state.phi, state.phi_opt
         fit_loss = torch.full((runs.count,), math.nan, dtype=v.dtype, device=v.device)
         if self.fitter is not None and self.fitter.steps and self.posterior is not None:
@@ -294,12 +283,13 @@ class ScoreMatchingStep(ThetaStepper):
                     self.posterior,
                     state,
                     self.phi_optimiser,
-                    _learning_rate(hooks, self.posterior_lr, iteration),
+                    self.posterior_lr,
+                    iteration,
                     at.detach(),
                     self.objective.fit_weights(v),
                     noise.fit,
                     runs,
-                    hooks,
+                    self.transforms.gradients,
                 )
         theta = requiring_grad(state.theta)
         with swapped(self.energy, theta), swapped(self.posterior, requiring_grad(phi)):
@@ -324,7 +314,7 @@ class ContrastiveDivergenceStep(ThetaStepper):
     energy: StackedEnergy
     theta_optimiser: Adam
     lr: Tensor
-    hooks: tuple[Hook, ...]
+    transforms: StepTransforms
     runs: Runs
     steps: int
     persistent: bool

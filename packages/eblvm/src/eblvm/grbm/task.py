@@ -16,10 +16,10 @@ from typing import Any, NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
-from eblvm.loop import RunView
 from eblvm.parts import Model
 from eblvm.settings import Settings
 from eblvm.stacked import StackedEnergy, StackedNetwork
+from eblvm.task import RunSnapshot
 from eblvm_data import (
     Splits,
     blobs_log_density,
@@ -159,7 +159,7 @@ class GRBMTask:
             posterior = BernoulliPosterior(StackedNetwork(nets), temperature=first.temperature)
         return Model(energy, posterior, models[0].latent_shape)
 
-    def evaluate(self, runs: Sequence[RunView], iteration: int) -> list[dict[str, Any]]:
+    def evaluate(self, runs: Sequence[RunSnapshot], iteration: int) -> list[dict[str, Any]]:
         """Per run (its moving average when it keeps one): log Z, the validation and test
         log-likelihood, and the test split's DSM loss of the exact score at the run's σ
         (with fixed noise, so that evaluations compare)."""
@@ -190,10 +190,10 @@ class GRBMTask:
             )
         return rows
 
-    def best_record(self, run: RunView) -> dict[str, Any]:
+    def best_record(self, run: RunSnapshot) -> dict[str, Any]:
         return {"model": {k: v.detach().cpu() for k, v in run.model.energy.state_dict().items()}}
 
-    def finish(self, run: RunView, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, run: RunSnapshot, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
         """The summary's numbers (the selected evaluation's test log-likelihood when
         selecting by validation) and, for 2-D data, the density plot."""
         if "test_log_likelihood" not in row:
@@ -212,7 +212,7 @@ class GRBMTask:
                 density_plot(
                     lambda x: log_likelihood(grbm, x, log_z=log_z),  # type: ignore[arg-type]
                     self.splits.test[:5000],
-                    path=Path(run.out) / "density.png",
+                    path=Path(run.folder) / "density.png",
                     title=f"{run.settings.method.name}-{run.settings.objective.name}, test "
                     f"log-likelihood {row['test_log_likelihood']:.4f}",
                 )

@@ -20,9 +20,10 @@ from eblvm.distributed import Ranks, init_ranks
 from eblvm.images.data import augment, fetch, image_count, load_images
 from eblvm.images.models import build_model
 from eblvm.images.sampling import deep_model, inception_features, samples_of
-from eblvm.loop import RunView, rank_seed
 from eblvm.parts import Model
 from eblvm.settings import Settings
+from eblvm.task import RunSnapshot
+from eblvm.training_run import rank_seed
 from eblvm_eval.fid import (
     WEIGHTS_ENV_VAR,
     FeatureStats,
@@ -102,12 +103,12 @@ class ImageTask:
     def stack(self, models: Sequence[Model]) -> Model:
         raise ValueError("image runs train one at a time")
 
-    def evaluate(self, runs: Sequence[RunView], iteration: int) -> list[dict[str, Any]]:
+    def evaluate(self, runs: Sequence[RunSnapshot], iteration: int) -> list[dict[str, Any]]:
         if self.fid.off_reason is not None:
             return [{} for _ in runs]
         return [{"fid": self._fid(run, iteration)} for run in runs]
 
-    def _fid(self, run: RunView, iteration: int) -> float | None:
+    def _fid(self, run: RunSnapshot, iteration: int) -> float | None:
         assert self.fid.inception is not None and self.fid.reference is not None
         settings, ranks = run.settings, self.ranks
         share = len(range(ranks.rank, settings.fid.samples, ranks.world))
@@ -128,7 +129,7 @@ class ImageTask:
         reference = self.fid.reference
         return frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma)
 
-    def best_record(self, run: RunView) -> dict[str, Any]:
+    def best_record(self, run: RunSnapshot) -> dict[str, Any]:
         energy = run.model.energy
         average = run.average if run.average is not None else energy
         posterior = run.model.posterior
@@ -138,7 +139,7 @@ class ImageTask:
             "posterior": {} if posterior is None else _cpu(posterior.state_dict()),
         }
 
-    def finish(self, run: RunView, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, run: RunSnapshot, row: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
         selection: dict[str, Any]
         if self.fid.off_reason is None:
             selection = {
