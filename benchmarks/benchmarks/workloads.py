@@ -174,14 +174,14 @@ def _iteration(
     data: Tensor | None = None,
 ) -> Iteration:
     functional, build_step = eblvm("functional"), eblvm("parts").build_step
-    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    stacked = runs > 1 or compiled or settings.method.declared.sampler
     layout, ranks = functional.Runs(runs, stacked), eblvm("distributed").Ranks(device=v.device)
     step = build_step(settings, model, layout, ranks, data=data)
     theta = functional.parameters_of(model.energy)
     phi = {} if model.posterior is None else functional.parameters_of(model.posterior)
     state = step.init(theta, phi, v)
     theta_only = None
-    if not settings.method.is_contrastive:
+    if not settings.method.declared.sampler:
         theta_only = build_step(
             settings.changed(posterior={"steps": 0}), model, layout, ranks, data=data
         )
@@ -311,7 +311,7 @@ def checkerboard_iteration(
         task.build(dataclasses.replace(settings, seed=s), torch.Generator().manual_seed(s))
         for s in range(runs)
     ]
-    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    stacked = runs > 1 or compiled or settings.method.declared.sampler
     model = task.stack(models) if stacked else models[0]
     posterior = None if model.posterior is None else model.posterior.to(dev)
     model = eblvm("parts").Model(model.energy.to(dev), posterior, model.latent_shape)

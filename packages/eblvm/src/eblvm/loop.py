@@ -377,7 +377,7 @@ class _Training:
             ranks,
             lrs=[s.optimiser.lr for s in settings],
             posterior_lrs=[s.posterior.lr for s in settings],
-            data=self._data_sample() if self.first.method.is_noise_contrastive else None,
+            data=self._data_sample() if self.first.method.declared.data_noise else None,
         )
         mode = (
             self.first.compile if self.first.compile != "auto" or task.compile_by_default else "off"
