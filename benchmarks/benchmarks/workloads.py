@@ -230,7 +230,7 @@ def grbm_iteration(
         optimiser={"lr": 2e-4},
     )
     posterior = None
-    if method != "exact":
+    if settings.method.declared.posterior:
         posterior = BernoulliPosterior(nn.Linear(size.v_dim, size.h_dim), temperature=0.1).to(dev)
     model = Model(grbm_model(size, dev, seed=seed), posterior, (size.h_dim,))
     return _iteration(settings, model, v)
@@ -256,7 +256,8 @@ def deep_iteration(size_name: str, method: str, dev: torch.device, *, seed: int 
     build_model, Model = eblvm("images.models").build_model, eblvm("parts").Model
     size = DEEP_SIZES[size_name]
     require_size(dev, large=size.large)
-    refine = 5 if method in ("vaes", "vages") else 0
+    declared = eblvm("methods").method_named(_method(method)["name"])
+    refine = 5 if "refine_steps" in declared.reads else 0
     settings = eblvm("images.presets").CIFAR10.changed(
         data={"batch_size": size.batch, "channels": size.channels, "image_size": size.image_size},
         model={

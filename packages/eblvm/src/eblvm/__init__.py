@@ -5,7 +5,9 @@ presets, and the ``eblvm`` command."""
 
 from eblvm.custom import ModelTask
 from eblvm.experiments.compare import compare
+from eblvm.families import Family, register_family
 from eblvm.loop import RunView, Task, train, train_stack
+from eblvm.methods import Method, register_method
 from eblvm.parts import Model
 from eblvm.presets import PRESETS, get_preset, task_for
 from eblvm.runs import (
@@ -21,6 +23,8 @@ from eblvm.settings import Settings, SettingsError, apply_overrides
 __all__ = [
     "PRESETS",
     "CheckpointError",
+    "Family",
+    "Method",
     "Model",
     "ModelTask",
     "RunError",
@@ -35,8 +39,10 @@ __all__ = [
     "apply_overrides",
     "compare",
     "get_preset",
+    "register_family",
+    "register_method",
     "task_for",
     "train",
     "train_stack",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -138,10 +138,9 @@ def method_named(name: str) -> Method:
 # ----------------------------------------------------------------- how steps are built
 
 
-def score_matching(
-    estimator: Callable[[Settings, StepParts], ScoreEstimator],
-) -> StepBuilder:
-    """The step of a score estimator: K posterior steps, then θ on the objective of the
+def score_matching(estimator: Callable[[Settings, StepParts], object]) -> StepBuilder:
+    """The step of a score estimator (``estimator(settings, parts)``, any callable of
+    score-estimators' contract): K posterior steps, then θ on the objective of the
     estimated score."""
 
     def build(settings: Settings, parts: StepParts) -> Step:
@@ -150,7 +149,7 @@ def score_matching(
         return ScoreMatchingStep(
             parts.model.energy,
             posterior,
-            estimator(settings, parts),
+            cast(ScoreEstimator, estimator(settings, parts)),
             parts.objective,
             parts.fitter,
             parts.adam,
@@ -249,9 +248,7 @@ VAGES = register_method(
     Method(
         name="vages",
         description="VaGES: the score and its θ-gradient from L draws of q (L >= 2)",
-        build=score_matching(
-            lambda s, parts: VaGES(s.method.n_samples, refine=refinement(s))
-        ),
+        build=score_matching(lambda s, parts: VaGES(s.method.n_samples, refine=refinement(s))),
         reads=_REFINED,
         minimum={"n_samples": 2},
         check=third_cumulant_rule,
@@ -356,4 +353,3 @@ VNCE = register_method(
         details="K={posterior.steps} nu={method.noise_ratio}",
     )
 )
-

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eblvm.families import IMAGE_DATASETS, Family, datasets, family_of
-from eblvm.methods import METHODS, Method
+from eblvm.methods import METHODS, Method, method_named
 
 NCE_NOISE = ("standard", "data")
 NCE_STARTS = ("estimate", "zero")
@@ -517,7 +517,7 @@ class Settings:
         method settings that ``name`` does not read at their defaults (the presets of
         one base, one per method)."""
         default = MethodSettings()
-        kept = {key: getattr(self.method, key) for key in METHODS[name].reads}
+        kept = {key: getattr(self.method, key) for key in method_named(name).reads}
         method = dataclasses.replace(default, **{**kept, **values, "name": name})
         return dataclasses.replace(self, method=method)
 
