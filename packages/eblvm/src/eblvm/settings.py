@@ -48,22 +48,13 @@ COMPILE = ("auto", "on", "off")
 # CelebA is resized to image_size, random images take the configured shape.
 NATIVE_SHAPES = {"mnist": (1, 32), "cifar10": (3, 32), "digits32": (1, 32), "celeba": (3, None)}
 _STAGES = 3  # the deep models' residual network halves the resolution three times
-# What every run reads, whatever its family and method.
+# What every run reads, whatever its family and method: these sections whole, and these
+# settings.
+RUN_SECTIONS = ("optimiser", "cadence")
 RUN_READS = (
     "data.dataset",
     "data.batch_size",
     "method.name",
-    "optimiser.lr",
-    "optimiser.beta1",
-    "optimiser.beta2",
-    "optimiser.eps",
-    "optimiser.schedule",
-    "optimiser.lr_min",
-    "optimiser.ema_decay",
-    "cadence.iterations",
-    "cadence.log_every",
-    "cadence.eval_every",
-    "cadence.checkpoint_every",
     "evaluation.select_by",
     "evaluation.max_drop",
     "evaluation.max_loss",
@@ -468,7 +459,11 @@ class Settings:
         if method.objective:
             objective = self.objective.name
             read |= {"objective.name", *(f"objective.{k}" for k in OBJECTIVE_READS[objective])}
-        return tuple(name for name, _ in self.items() if name in read)
+        return tuple(
+            name
+            for name, _ in self.items()
+            if name in read or name.partition(".")[0] in RUN_SECTIONS
+        )
 
     def read_items(self) -> Iterator[tuple[str, Any]]:
         """(dotted name, value) of the settings this run reads."""
