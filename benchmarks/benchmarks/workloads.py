@@ -174,14 +174,14 @@ def _iteration(
     data: Tensor | None = None,
 ) -> Iteration:
     functional, build_step = eblvm("functional"), eblvm("parts").build_step
-    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    stacked = runs > 1 or compiled or settings.method.declared.sampler
     layout, ranks = functional.Runs(runs, stacked), eblvm("distributed").Ranks(device=v.device)
     step = build_step(settings, model, layout, ranks, data=data)
     theta = functional.parameters_of(model.energy)
     phi = {} if model.posterior is None else functional.parameters_of(model.posterior)
     state = step.init(theta, phi, v)
     theta_only = None
-    if not settings.method.is_contrastive:
+    if not settings.method.declared.sampler:
         theta_only = build_step(
             settings.changed(posterior={"steps": 0}), model, layout, ranks, data=data
         )
@@ -230,7 +230,7 @@ def grbm_iteration(
         optimiser={"lr": 2e-4},
     )
     posterior = None
-    if method != "exact":
+    if settings.method.declared.posterior:
         posterior = BernoulliPosterior(nn.Linear(size.v_dim, size.h_dim), temperature=0.1).to(dev)
     model = Model(grbm_model(size, dev, seed=seed), posterior, (size.h_dim,))
     return _iteration(settings, model, v)
@@ -256,7 +256,8 @@ def deep_iteration(size_name: str, method: str, dev: torch.device, *, seed: int 
     build_model, Model = eblvm("images.models").build_model, eblvm("parts").Model
     size = DEEP_SIZES[size_name]
     require_size(dev, large=size.large)
-    refine = 5 if method in ("vaes", "vages") else 0
+    declared = eblvm("methods").method_named(_method(method)["name"])
+    refine = 5 if "refine_steps" in declared.reads else 0
     settings = eblvm("images.presets").CIFAR10.changed(
         data={"batch_size": size.batch, "channels": size.channels, "image_size": size.image_size},
         model={
@@ -311,7 +312,7 @@ def checkerboard_iteration(
         task.build(dataclasses.replace(settings, seed=s), torch.Generator().manual_seed(s))
         for s in range(runs)
     ]
-    stacked = runs > 1 or compiled or settings.method.is_contrastive
+    stacked = runs > 1 or compiled or settings.method.declared.sampler
     model = task.stack(models) if stacked else models[0]
     posterior = None if model.posterior is None else model.posterior.to(dev)
     model = eblvm("parts").Model(model.energy.to(dev), posterior, model.latent_shape)

@@ -69,7 +69,7 @@ def test_train_writes_the_summary_and_the_plot(tmp_path, capsys):
         (["train", "checkerboard-quik", "--out", "x"], "did you mean checkerboard-quick"),
         (["train", "checkerboard-quick", "--out", "x", "--set", "lrr=1"], "did you mean lr"),
         (
-            ["train", "checkerboard-quick", "--out", "x", "--set", "beta1=1.5"],
+            ["train", "checkerboard-quick", "--out", "x", "--set", "optimiser.beta1=1.5"],
             "optimiser.beta1 must be in",
         ),
         (

@@ -198,7 +198,7 @@ def _kill_step_at(call: int, monkeypatch) -> None:
 
 
 def test_a_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch):
-    settings = apply_overrides(TINY, ["iterations=6", "checkpoint_every=2", "hflip=true"])
+    settings = apply_overrides(TINY, ["iterations=6", "checkpoint_every=2", "data.hflip=true"])
     _train(settings, tmp_path / "whole")
     with monkeypatch.context() as patch:
         _kill_step_at(5, patch)
@@ -395,12 +395,12 @@ def test_fid_of_a_run_against_the_statistics_of_fid_stats(trained, tmp_path, mon
         ("dataset=imagenet", "data.dataset must be one of"),
         ("amp=true", "amp .* CUDA only"),
         ("ema_decay=1", r"optimiser.ema_decay must be in \[0, 1\)"),
-        ("beta1=1.5", r"optimiser.beta1 must be in \[0, 1\)"),
+        ("optimiser.beta1=1.5", r"optimiser.beta1 must be in \[0, 1\)"),
         ("lr_min=1", r"optimiser.lr_min must be in \[0, optimiser.lr"),
         ("sampling.t_max=0.5", "sampling.t_max must be >= 1"),
-        ("mdsm_sigma_min=2", "objective.sigma_min must be at most objective.sigma_max"),
-        ("mdsm_sigma_max=inf", "objective.sigma_max must be positive and finite"),
-        ("refine_noise_std=-1", "method.refine_noise_std must be non-negative"),
+        ("objective.sigma_min=2", "objective.sigma_min must be at most objective.sigma_max"),
+        ("objective.sigma_max=inf", "objective.sigma_max must be positive and finite"),
+        ("method.refine_noise_std=-1", "method.refine_noise_std must be non-negative"),
         ("method=is", "method.refine_steps refines fixed draws"),
         ("lrr=1", "unknown setting 'lrr'; did you mean lr"),
         ("iterations=many", "setting cadence.iterations expects int"),

@@ -117,7 +117,7 @@ def test_one_stacked_step_equals_the_single_steps_of_its_runs(method):
     settings = small_grbm(*METHODS[method])
     seeds = (0, 1, 2)
     stack, stack_state, task = _grbm_step(settings, seeds, stacked=True)
-    singles = [_grbm_step(settings, (s,), stacked=settings.method.is_contrastive) for s in seeds]
+    singles = [_grbm_step(settings, (s,), stacked=settings.method.declared.sampler) for s in seeds]
     generator = torch.Generator().manual_seed(5)
     for t in (1, 2):
         batches = [

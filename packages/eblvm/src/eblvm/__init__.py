@@ -8,7 +8,9 @@ from typing import Any
 
 from eblvm.custom import ModelTask
 from eblvm.experiments.compare import compare
+from eblvm.families import Family, register_family
 from eblvm.loop import train, train_stack
+from eblvm.methods import Method, register_method
 from eblvm.parts import Model
 from eblvm.presets import PRESETS, get_preset, task_for
 from eblvm.runs import (
@@ -25,6 +27,8 @@ from eblvm.task import RunSnapshot, Task
 __all__ = [
     "PRESETS",
     "CheckpointError",
+    "Family",
+    "Method",
     "Model",
     "ModelTask",
     "RunError",
@@ -39,6 +43,8 @@ __all__ = [
     "apply_overrides",
     "compare",
     "get_preset",
+    "register_family",
+    "register_method",
     "task_for",
     "train",
     "train_stack",

@@ -20,12 +20,14 @@ from typing import Any
 import torch
 from torch import distributed as dist
 
-from eblvm.images.presets import IMAGE_PRESETS
+from eblvm.families import FAMILIES
+from eblvm.methods import METHODS
 from eblvm.presets import PRESETS, get_preset, task_for
 from eblvm.runs import RunError, TrainingDiverged, TrainingInterrupted
 from eblvm.settings import (
     ALIASES,
     IMAGE_DATASETS,
+    SECTIONS,
     Settings,
     SettingsError,
     apply_overrides,
@@ -72,8 +74,8 @@ def _settings_help() -> str:
     return (
         "settings (--set section.key=value; `eblvm show PRESET` prints a preset's values):\n  "
         + "\n  ".join(names)
-        + "\nthe former flat names are aliases: "
-        + ", ".join(sorted(ALIASES))
+        + "\naliases: "
+        + ", ".join(f"{alias} ({name})" for alias, name in ALIASES.items())
     )
 
 
@@ -81,26 +83,14 @@ def _settings_help() -> str:
 
 
 def describe(name: str, settings: Settings) -> str:
-    """One aligned line: the preset, its data, method, and what matters for it."""
-    method = settings.method
-    latent = f"h={settings.model.h_dim}"
-    if method.is_contrastive:
-        what, details = f"{method.name}-{method.cd_steps}", latent
-    elif method.is_noise_contrastive:
-        what = method.name
-        details = f"{latent} nu={method.noise_ratio} noise={method.nce_noise}"
-        if method.has_posterior:
-            details = f"{latent} K={settings.posterior.steps} nu={method.noise_ratio}"
-    else:
-        what = f"{method.name}-{settings.objective.name}"
-        fitted = f"{latent} K={settings.posterior.steps}"
-        details = {
-            "vages": f"{fitted} L={method.n_samples}",
-            "vaes": f"{fitted} L={method.n_samples}",
-            "is": f"{fitted} L={method.n_samples}",
-            "bism": f"{fitted} N={method.n_unroll}",
-            "exact": "exact score" if settings.family == "grbm" else "deep EBM",
-        }[method.name]
+    """One aligned line: the preset, its data, method, and what matters for it (the
+    method's declared columns, after h when the family has latents)."""
+    method = settings.method.declared
+    sections = {section: getattr(settings, section) for section in SECTIONS}
+    what = method.label.format(**sections)
+    details = method.details.format(**sections)
+    if "model.h_dim" in settings.reads():
+        details = f"h={settings.model.h_dim} {details}".rstrip()
     return (
         f"{name:28} {settings.data.dataset:13} {what:12} {details:22} "
         f"iterations={settings.cadence.iterations}"
@@ -108,18 +98,26 @@ def describe(name: str, settings: Settings) -> str:
 
 
 def _add_list(commands: Any) -> None:
-    parser = commands.add_parser("list", parents=[_SHARED], help="list the presets")
+    parser = commands.add_parser(
+        "list", parents=[_SHARED], help="list the presets, methods and model families"
+    )
     parser.set_defaults(handler=_list)
 
 
 def _list(args: argparse.Namespace) -> int:
-    print("GRBM presets:")
-    for name, settings in PRESETS.items():
-        if name not in IMAGE_PRESETS:
-            print(describe(name, settings))
-    print("\nimage presets (deep EBLVM and EBM):")
-    for name, settings in IMAGE_PRESETS.items():
-        print(describe(name, settings))
+    for family in FAMILIES.values():
+        presets = {n: s for n, s in PRESETS.items() if s.family is family}
+        if presets:
+            print(f"{family.name} presets ({family.description}):")
+            print("\n".join(describe(name, settings) for name, settings in presets.items()))
+            print()
+    print("methods (--set method.name=NAME):")
+    width = max(len(name) for name in METHODS)
+    for method in METHODS.values():
+        print(f"  {method.name:{width}}  {method.description}")
+    print("\nmodel families (by data.dataset and method):")
+    for family in FAMILIES.values():
+        print(f"  {family.name}: {', '.join(family.datasets)}; {family.served}")
     return 0
 
 
@@ -127,7 +125,7 @@ def _add_show(commands: Any) -> None:
     parser = commands.add_parser(
         "show",
         parents=[_SHARED],
-        help="print every setting of a preset (after --set)",
+        help="print the settings a preset's run reads (after --set)",
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -138,8 +136,9 @@ def _add_show(commands: Any) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     settings = apply_overrides(get_preset(args.preset), args.set)
-    width = max(len(name) for name, _ in settings.items())
-    for name, value in settings.items():
+    read = list(settings.read_items())
+    width = max(len(name) for name, _ in read)
+    for name, value in read:
         print(f"{name:{width}}  {value!r}")
     return 0
 

@@ -322,7 +322,7 @@ def _model_and_step(
         model.latent_shape,
     )
     first, data = settings[0], None
-    if first.method.is_noise_contrastive:  # the first examples, for NCE's noise fitted to them
+    if first.method.declared.data_noise:  # the first examples, for NCE's noise fitted to them
         indices = torch.arange(min(10_000, task.train_size))
         data = task.batch(indices, torch.Generator().manual_seed(0))
     step = build_step(

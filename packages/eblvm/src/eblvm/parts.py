@@ -1,9 +1,10 @@
-"""Settings to objects, in one place: the estimator, objective, posterior fitter,
-optimisers and per-step transformations of a run's training step.
+"""Settings to objects, in one place: the objective, posterior fitter, optimisers and
+per-step transformations of a run's training step, handed to the method's own
+declaration (:mod:`eblvm.methods`) to build the step.
 
 The step receives objects, never strings; this module is where the names in a
-:class:`~eblvm.settings.Settings` become ``VaGES(2)``, ``DSM(sigma=0.05)``,
-``PosteriorFitter(kl_loss, 5)``.
+:class:`~eblvm.settings.Settings` become ``DSM(sigma=0.05)``,
+``PosteriorFitter(kl_loss, 5)``, and the method's ``build`` makes ``VaGES(2)``.
 """
 
 from __future__ import annotations
@@ -17,18 +18,11 @@ from torch import Tensor, nn
 
 from eblvm.distributed import Ranks
 from eblvm.functional import Runs
-from eblvm.nce import NCEStep, noise_of
+from eblvm.methods import StepParts
 from eblvm.objectives import DSM, KSD, MDSM, SM, SSM, ObjectivePart
 from eblvm.optim import Adam
 from eblvm.settings import Settings
-from eblvm.stacked import StackedEnergy
-from eblvm.step import (
-    ContrastiveDivergenceStep,
-    FittingLoss,
-    PosteriorFitter,
-    ScoreMatchingStep,
-    Step,
-)
+from eblvm.step import FittingLoss, PosteriorFitter, Step
 from eblvm.transforms import (
     StepTransforms,
     Transform,
@@ -38,19 +32,7 @@ from eblvm.transforms import (
     cosine_schedule,
     ema,
 )
-from score_estimators import (
-    BiSM,
-    ExactScore,
-    ImportanceSampling,
-    Langevin,
-    NoiseDriven,
-    PosteriorLoss,
-    ScoreEstimator,
-    VaES,
-    VaGES,
-    fisher_loss,
-    kl_loss,
-)
+from score_estimators import NoiseDriven, fisher_loss, kl_loss
 
 POSTERIOR_LOSSES: dict[str, FittingLoss] = {"kl": kl_loss, "fisher": fisher_loss}
 
@@ -74,34 +56,6 @@ def _scaled(loss: FittingLoss, factor: int) -> FittingLoss:
         return factor * loss(*args, **kwargs)
 
     return cast(FittingLoss, scaled)
-
-
-def estimator_of(settings: Settings, runs: Runs) -> ScoreEstimator:
-    """The score estimator the method names."""
-    method = settings.method
-    refine = None
-    if method.refine_steps:
-        refine = Langevin(
-            method.refine_steps,
-            step_size=method.refine_step_size,
-            noise_std=method.refine_noise_std,
-        )
-    inner_loss = _scaled(POSTERIOR_LOSSES[settings.posterior.loss], runs.count)
-    builders: dict[str, Callable[[], Any]] = {
-        "vages": partial(VaGES, method.n_samples, refine=refine),
-        "vaes": partial(VaES, method.n_samples, refine=refine),
-        "is": partial(ImportanceSampling, method.n_samples),
-        "bism": partial(
-            BiSM,
-            method.n_unroll,
-            n_samples=method.n_samples,
-            inner_lr=method.inner_lr,
-            loss=cast(PosteriorLoss, inner_loss),
-        ),
-        "exact": ExactScore,
-    }
-    estimator: ScoreEstimator = builders[method.name]()
-    return estimator
 
 
 def objective_of(settings: Settings, runs: Runs, ranks: Ranks) -> ObjectivePart:
@@ -164,21 +118,8 @@ def build_step(
     posterior_lr = _rates(posterior_lrs or [settings.posterior.lr] * runs.count, runs, device)
     adam = Adam((settings.optimiser.beta1, settings.optimiser.beta2), settings.optimiser.eps)
     transforms = transforms_of(settings, runs, ranks)
-    method = settings.method
-    if method.is_contrastive:
-        if not isinstance(model.energy, StackedEnergy):
-            raise TypeError("contrastive divergence trains GRBMs as a stack (StackedEnergy)")
-        return ContrastiveDivergenceStep(
-            model.energy,
-            adam,
-            lr,
-            transforms,
-            runs,
-            steps=method.cd_steps,
-            persistent=method.name == "pcd",
-            h_dim=model.latent_shape[0],
-        )
-    posterior = model.posterior if method.has_posterior else None
+    method = settings.method.declared
+    posterior = model.posterior if method.posterior else None
     fitter = None
     if posterior is not None and settings.posterior.steps:
         fitter = PosteriorFitter(
@@ -194,41 +135,19 @@ def build_step(
                 f"{type(posterior).__name__} is not NoiseDriven (noise_law, rsample(noise=))"
             )
         noise_law = posterior.noise_law
-    if method.is_noise_contrastive:
-        if data is None or data.dim() != 2:
-            raise ValueError(f"{method.name} needs vector data (N, D) to draw its noise")
-        return NCEStep(
-            model.energy,
-            posterior,
-            noise_of(method.nce_noise, data, dtype=data.dtype, device=device),
-            method.noise_ratio,
-            adam,
-            lr,
-            transforms,
-            runs,
-            model.latent_shape,
-            fitter,
-            adam if posterior is not None else None,
-            posterior_lr,
-            n_samples=method.n_samples,
-            particles=method.particles,
-            noise_law=noise_law,
-            estimate_log_normaliser=method.nce_start == "estimate",
-        )
-    estimator = estimator_of(settings, runs)
-    return ScoreMatchingStep(
-        model.energy,
-        posterior,
-        estimator,
-        objective_of(settings, runs, ranks),
-        fitter,
+    parts = StepParts(
+        model,
+        runs,
         adam,
-        adam if posterior is not None else None,
         lr,
         posterior_lr,
         transforms,
-        runs,
-        model.latent_shape,
-        noise_law=noise_law,
-        refine_steps=method.refine_steps,
+        posterior,
+        fitter,
+        noise_law,
+        objective_of(settings, runs, ranks) if method.objective else None,
+        _scaled(POSTERIOR_LOSSES[settings.posterior.loss], runs.count),
+        data,
+        device,
     )
+    return method.build(settings, parts)

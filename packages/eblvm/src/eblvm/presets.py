@@ -1,4 +1,4 @@
-"""Every named preset (GRBM and image), and the task (model family) of a run's settings."""
+"""Every named preset (GRBM and image), and the task of a run's model family."""
 
 from __future__ import annotations
 
@@ -23,13 +23,6 @@ def get_preset(name: str) -> Settings:
 
 
 def task_for(settings: Settings) -> Task:
-    """The model family's task for these settings: its data are loaded now."""
-    if settings.family == "custom":
-        raise ValueError("data.dataset 'custom' is a user's data: train it with an eblvm.ModelTask")
-    if settings.family == "images":
-        from eblvm.images.task import ImageTask
-
-        return ImageTask(settings)
-    from eblvm.grbm.task import GRBMTask
-
-    return GRBMTask(settings)
+    """The task of the settings' model family (:mod:`eblvm.families`): its data are
+    loaded now."""
+    return settings.family.task(settings)

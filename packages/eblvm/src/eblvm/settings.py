@@ -3,10 +3,12 @@
 A run's settings are a frozen :class:`Settings` of sections (``data``, ``model``,
 ``method``, ``objective``, ``posterior``, ``optimiser``, ``cadence``,
 ``evaluation``, ``sampling``, ``fid``) and the run-wide ``seed``, ``device``,
-``amp`` and ``compile``. Presets are Settings; ``--set section.key=value`` changes
-one field, the former flat names (``lr``, ``dsm_sigma``, ``iterations`` ...) stay
-as aliases. Strings become objects (estimators, objectives) in one place only:
-:mod:`eblvm.parts`.
+``amp``, ``compile`` and ``tensorboard``. Presets are Settings; ``--set
+section.key=value`` changes one field, a few flat names (``lr``, ``iterations``
+...: :data:`ALIASES`) stand for the dotted ones. A run reads the settings its model
+family and its method declare (:mod:`eblvm.families`, :mod:`eblvm.methods`) and
+those every run reads: its record (``config.json``), ``eblvm show`` and its
+fingerprint hold those. Strings become objects in one place only: :mod:`eblvm.parts`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-GRBM_DATASETS = ("checkerboard", "blobs", "swiss_roll", "moons", "rings", "digits", "frey_face")
-CUSTOM = "custom"  # a user's data, given by an eblvm.ModelTask
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "digits32", "random")
-METHODS = ("vages", "vaes", "is", "bism", "exact", "cd", "pcd", "nce", "vnce")
+from eblvm.families import IMAGE_DATASETS, Family, datasets, family_of
+from eblvm.methods import METHODS, Method, method_named
+
 NCE_NOISE = ("standard", "data")
 NCE_STARTS = ("estimate", "zero")
-OBJECTIVES = ("dsm", "mdsm", "ssm", "sm", "ksd")
+# Each objective and the objective.* settings it reads.
+OBJECTIVE_READS = {
+    "dsm": ("sigma",),
+    "mdsm": ("sigma_min", "sigma_max", "sigma0"),
+    "ssm": ("projections",),
+    "sm": (),
+    "ksd": (),
+}
+OBJECTIVES = tuple(OBJECTIVE_READS)
 POSTERIOR_LOSSES = ("kl", "fisher")
 FIT_POINTS = ("objective", "data")
 SCHEDULES = ("constant", "cosine")
@@ -45,6 +54,23 @@ NATIVE_SHAPES = {
     "celeba": (3, None),
 }
 _STAGES = 3  # the deep models' residual network halves the resolution three times
+# What every run reads, whatever its family and method: these sections whole, and these
+# settings.
+RUN_SECTIONS = ("optimiser", "cadence")
+RUN_READS = (
+    "data.dataset",
+    "data.batch_size",
+    "method.name",
+    "evaluation.select_by",
+    "evaluation.max_drop",
+    "evaluation.max_loss",
+    "seed",
+    "device",
+    "compile",
+    "tensorboard",
+)
+# What a method that fits q(h | v) reads.
+POSTERIOR_READS = ("posterior.steps", "posterior.loss", "posterior.lr", "posterior.fit_at")
 
 
 class SettingsError(ValueError):
@@ -99,7 +125,7 @@ class DataSettings:
     hflip: bool = False
 
     def check(self) -> None:
-        _choice("data", "dataset", self.dataset, (*GRBM_DATASETS, *IMAGE_DATASETS, CUSTOM))
+        _choice("data", "dataset", self.dataset, datasets())
         _count("data", "n_train", self.n_train, 2)
         _count("data", "batch_size", self.batch_size, 2)
         _count("data", "columns", self.columns, 2)
@@ -143,7 +169,8 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class MethodSettings:
-    """``name``: a score estimator (``vages``, ``vaes``, ``is``, ``bism``), the model's
+    """``name``: a method declared in :mod:`eblvm.methods`, which also says which of
+    these it reads: a score estimator (``vages``, ``vaes``, ``is``, ``bism``), the model's
     exact score (``exact``), contrastive divergence (``cd``, ``pcd``) or noise-contrastive
     estimation (``nce``, and ``vnce`` for latent models). L = ``n_samples``; BiSM: N =
     ``n_unroll`` steps at ``inner_lr``; VaES/VaGES refine their draws by ``refine_steps``
@@ -167,15 +194,14 @@ class MethodSettings:
     particles: int = 5
 
     def check(self) -> None:
-        _choice("method", "name", self.name, METHODS)
-        _count("method", "noise_ratio", self.noise_ratio, 1)
+        _choice("method", "name", self.name, tuple(METHODS))
+        declared = self.declared
+        least = {**_METHOD_COUNTS, **declared.minimum}
+        for name, minimum in least.items():
+            _count("method", name, getattr(self, name), minimum)
         _choice("method", "nce_noise", self.nce_noise, NCE_NOISE)
         _choice("method", "nce_start", self.nce_start, NCE_STARTS)
-        _count("method", "particles", self.particles, 1)
-        _count("method", "n_samples", self.n_samples, 2 if self.name == "vages" else 1)
-        _count("method", "n_unroll", self.n_unroll, 0)
         _positive("method", "inner_lr", self.inner_lr)
-        _count("method", "refine_steps", self.refine_steps, 0)
         _positive("method", "refine_step_size", self.refine_step_size)
         _check(
             _is_real(self.refine_noise_std) and self.refine_noise_std >= 0,
@@ -183,26 +209,28 @@ class MethodSettings:
             "non-negative and finite",
             self.refine_noise_std,
         )
-        _count("method", "cd_steps", self.cd_steps, 1)
-        if self.refine_steps and self.name not in ("vages", "vaes"):
+        if self.refine_steps and "refine_steps" not in declared.reads:
+            takers = [m.name for m in METHODS.values() if "refine_steps" in m.reads]
             raise SettingsError(
-                f"method.refine_steps refines fixed draws, which vages and vaes take; "
+                f"method.refine_steps refines fixed draws, which {' and '.join(takers)} take; "
                 f"{self.name} cannot refine (set method.refine_steps=0)"
             )
 
     @property
-    def is_contrastive(self) -> bool:
-        """CD or PCD: Gibbs chains, no posterior."""
-        return self.name in ("cd", "pcd")
+    def declared(self) -> Method:
+        """The declared method of this name (:mod:`eblvm.methods`)."""
+        return METHODS[self.name]
 
-    @property
-    def is_noise_contrastive(self) -> bool:
-        return self.name in ("nce", "vnce")
 
-    @property
-    def has_posterior(self) -> bool:
-        """Whether the method fits a variational posterior."""
-        return self.name not in ("exact", "cd", "pcd", "nce")
+# The method section's counts and their least values; a method may ask for more.
+_METHOD_COUNTS = {
+    "n_samples": 1,
+    "n_unroll": 0,
+    "refine_steps": 0,
+    "cd_steps": 1,
+    "noise_ratio": 1,
+    "particles": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -422,50 +450,90 @@ class Settings:
         _check(isinstance(self.tensorboard, bool), "tensorboard", "true or false", self.tensorboard)
         if self.amp and self.device == "cpu":
             raise SettingsError("amp (bf16 autocast) runs on CUDA only; it cannot be used with cpu")
-        if self.method.name == "vages" and self.objective.name in ("ssm", "sm"):
-            if self.method.n_samples < 3:
-                raise SettingsError(
-                    f"method.n_samples must be at least 3 for VaGES with {self.objective.name}, "
-                    f"got {self.method.n_samples}: its θ-gradient takes the third posterior "
-                    "cumulant, which two draws cannot estimate without bias"
-                )
+        declared = self.method.declared
+        if declared.check is not None:
+            declared.check(self)
+        try:
+            family_of(self.data.dataset, declared)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
     @property
-    def family(self) -> str:
-        """``grbm``, ``images`` or ``custom``, by the data set."""
-        if self.data.dataset == CUSTOM:
-            return CUSTOM
-        return "images" if self.data.dataset in IMAGE_DATASETS else "grbm"
+    def family(self) -> Family:
+        """The model family of the data set and method (:mod:`eblvm.families`)."""
+        return family_of(self.data.dataset, self.method.declared)
+
+    def reads(self) -> tuple[str, ...]:
+        """The dotted names of the settings this run reads, in :meth:`items`' order: those
+        of every run, its family's and its method's."""
+        method, family = self.method.declared, self.family
+        read = {*RUN_READS, *family.reads, *(f"method.{key}" for key in method.reads)}
+        if method.posterior:
+            read |= {*POSTERIOR_READS, *family.posterior_reads}
+        if method.objective:
+            objective = self.objective.name
+            read |= {"objective.name", *(f"objective.{k}" for k in OBJECTIVE_READS[objective])}
+        return tuple(
+            name
+            for name, _ in self.items()
+            if name in read or name.partition(".")[0] in RUN_SECTIONS
+        )
+
+    def read_items(self) -> Iterator[tuple[str, Any]]:
+        """(dotted name, value) of the settings this run reads."""
+        read = set(self.reads())
+        return ((name, value) for name, value in self.items() if name in read)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The record of the settings this run reads (``config.json``), by section."""
+        record: dict[str, Any] = {}
+        for name, value in self.read_items():
+            section, _, key = name.rpartition(".")
+            (record.setdefault(section, {}) if section else record)[key] = value
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Settings:
-        """Settings from ``to_dict``'s record; unknown or missing keys are refused."""
+        """Settings from a record of ``to_dict`` (or one holding every setting): each
+        setting the run reads must be in it, the others take their defaults; an unknown
+        key is refused."""
         if not isinstance(record, dict):
             raise SettingsError(f"settings must be a JSON object, got {type(record).__name__}")
-        expected = {f.name for f in fields(cls)}
-        if set(record) != expected:
-            extra, missing = set(record) - expected, expected - set(record)
-            raise SettingsError(
-                f"settings hold unknown keys {sorted(extra)} or miss {sorted(missing)}"
-            )
-        sections = {}
-        for f in fields(cls):
-            value = record[f.name]
-            if f.name in SECTIONS:
-                kind = type(getattr(cls(), f.name))
-                names = {g.name for g in fields(kind)}
-                if not isinstance(value, dict) or set(value) != names:
-                    raise SettingsError(f"settings section {f.name} must hold {sorted(names)}")
-                value = kind(**value)
-            sections[f.name] = value
-        return cls(**sections)
+        default = cls()
+        known = {f.name for f in fields(cls)}
+        if set(record) - known:
+            raise SettingsError(f"settings hold unknown keys {sorted(set(record) - known)}")
+        given: set[str] = set()
+        values: dict[str, Any] = {}
+        for name, value in record.items():
+            if name not in SECTIONS:
+                values[name] = value
+                given.add(name)
+                continue
+            names = {g.name for g in fields(getattr(default, name))}
+            if not isinstance(value, dict) or set(value) - names:
+                raise SettingsError(f"settings section {name} holds keys of {sorted(names)} only")
+            values[name] = dataclasses.replace(getattr(default, name), **value)
+            given |= {f"{name}.{key}" for key in value}
+        settings = dataclasses.replace(default, **values)
+        missing = [name for name in settings.reads() if name not in given]
+        if missing:
+            raise SettingsError(f"settings miss {missing}")
+        return settings
+
+    def with_method(self, name: str, **values: Any) -> Settings:
+        """These settings trained by method ``name`` with ``values`` of its settings, the
+        method settings that ``name`` does not read at their defaults (the presets of
+        one base, one per method)."""
+        default = MethodSettings()
+        kept = {key: getattr(self.method, key) for key in method_named(name).reads}
+        method = dataclasses.replace(default, **{**kept, **values, "name": name})
+        return dataclasses.replace(self, method=method)
 
     def trajectory(self) -> dict[str, Any]:
         """The settings that change the run's trajectory, by dotted name: not its
-        cadence, its paths or device, and not its length unless a schedule spans it."""
+        cadence, its paths or device, and not its length unless a schedule spans it; a
+        setting the run does not read counts at its default."""
         left_out = {
             "device",
             "compile",
@@ -479,7 +547,12 @@ class Settings:
             left_out.discard("cadence.iterations")
         if not self.optimiser.clip_norm:  # off: the fingerprints of runs before it hold
             left_out.add("optimiser.clip_norm")
-        return {name: value for name, value in self.items() if name not in left_out}
+        read = set(self.reads())
+        return {
+            name: value if name in read else default
+            for (name, value), (_, default) in zip(self.items(), Settings().items(), strict=True)
+            if name not in left_out
+        }
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`trajectory`: a run continues only with the same one."""
@@ -521,7 +594,7 @@ class Settings:
                 yield f.name, value
 
 
-# The flat names of the settings before they were grouped, kept as aliases.
+# Flat names for the settings changed most often, as the README lists them.
 ALIASES = {
     "dataset": "data.dataset",
     "data_root": "data.data_root",
@@ -529,51 +602,48 @@ ALIASES = {
     "batch_size": "data.batch_size",
     "channels": "data.channels",
     "image_size": "data.image_size",
-    "hflip": "data.hflip",
     "h_dim": "model.h_dim",
-    "weight_std": "model.weight_std",
     "base_width": "model.base_width",
-    "blocks_per_stage": "model.blocks_per_stage",
     "posterior_width": "model.posterior_width",
     "method": "method.name",
     "n_samples": "method.n_samples",
     "n_unroll": "method.n_unroll",
-    "inner_lr": "method.inner_lr",
     "refine_steps": "method.refine_steps",
-    "refine_step_size": "method.refine_step_size",
-    "refine_noise_std": "method.refine_noise_std",
-    "cd_steps": "method.cd_steps",
     "objective": "objective.name",
     "dsm_sigma": "objective.sigma",
-    "ssm_projections": "objective.projections",
-    "mdsm_sigma_min": "objective.sigma_min",
-    "mdsm_sigma_max": "objective.sigma_max",
-    "mdsm_sigma0": "objective.sigma0",
     "posterior_steps": "posterior.steps",
     "posterior_lr": "posterior.lr",
-    "temperature": "posterior.temperature",
     "lr": "optimiser.lr",
-    "beta1": "optimiser.beta1",
-    "beta2": "optimiser.beta2",
     "lr_min": "optimiser.lr_min",
     "ema_decay": "optimiser.ema_decay",
     "iterations": "cadence.iterations",
     "log_every": "cadence.log_every",
     "eval_every": "cadence.eval_every",
     "checkpoint_every": "cadence.checkpoint_every",
-    "log_z": "evaluation.log_z",
-    "ais_chains": "evaluation.ais_chains",
-    "ais_steps": "evaluation.ais_steps",
-    "fid_every": "cadence.eval_every",
-    "fid_samples": "fid.samples",
-    "fid_stats": "fid.stats",
-    "fid_weights": "fid.weights",
 }
 
 
 def setting_names(settings: Settings) -> list[str]:
     """The dotted names ``--set`` accepts, then the aliases."""
     return [name for name, _ in settings.items()] + sorted(ALIASES)
+
+
+def nearest_settings(key: str, settings: Settings, n: int = 3) -> list[str]:
+    """The known settings closest to an unknown ``key``, best first: dotted names and
+    aliases (shown as ``alias (= section.key)``), by the whole name and by the part after
+    the section (``sigma`` finds ``objective.sigma``; ``optimizer.lr`` ``optimiser.lr``)."""
+    targets = {name: name for name, _ in settings.items()} | ALIASES
+    leaf = key.rpartition(".")[2]
+    best: dict[str, tuple[float, float, str]] = {}
+    for name, target in targets.items():
+        whole = difflib.SequenceMatcher(None, key, name).ratio()
+        part = difflib.SequenceMatcher(None, leaf, name.rpartition(".")[2]).ratio()
+        score = (max(whole, part), whole)
+        shown = name if name == target else f"{name} (= {target})"
+        if score[0] >= 0.75 and score > best.get(target, (0.0, 0.0, ""))[:2]:
+            best[target] = (*score, shown)
+    ranked = sorted(best.values(), key=lambda entry: entry[:2], reverse=True)
+    return [shown for _, _, shown in ranked[:n]]
 
 
 def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
@@ -591,7 +661,7 @@ def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
             raise SettingsError(f"--set expects key=value, got {assignment!r}")
         name = ALIASES.get(key, key)
         if name not in current:
-            close = difflib.get_close_matches(key, setting_names(settings), n=3)
+            close = nearest_settings(key, settings)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise SettingsError(
                 f"unknown setting {key!r}{hint} (`eblvm show PRESET` lists the settings)"

@@ -50,36 +50,29 @@ TOYS = {
 
 
 def _variants(prefix: str, base: Settings, nce_start: str = "estimate") -> dict[str, Settings]:
+    ssm = {"objective": {"name": "ssm"}}
     presets = {
-        f"{prefix}-vages-dsm": base.changed(method={"name": "vages"}),
-        f"{prefix}-dsm": base.changed(method={"name": "exact"}),
-        f"{prefix}-cd": base.changed(method={"name": "cd"}),
-        f"{prefix}-pcd": base.changed(method={"name": "pcd"}),
-        f"{prefix}-vages-ssm": base.changed(
-            method={"name": "vages", "n_samples": 3}, objective={"name": "ssm"}
-        ),
-        f"{prefix}-ssm": base.changed(method={"name": "exact"}, objective={"name": "ssm"}),
+        f"{prefix}-vages-dsm": base.with_method("vages"),
+        f"{prefix}-dsm": base.with_method("exact"),
+        f"{prefix}-cd": base.with_method("cd"),
+        f"{prefix}-pcd": base.with_method("pcd"),
+        f"{prefix}-vages-ssm": base.with_method("vages", n_samples=3).changed(**ssm),
+        f"{prefix}-ssm": base.with_method("exact").changed(**ssm),
     }
     nce = {"nce_noise": "data", "noise_ratio": 1, "nce_start": nce_start}
-    presets[f"{prefix}-nce"] = base.changed(method={"name": "nce", **nce})
-    presets[f"{prefix}-vnce"] = base.changed(method={"name": "vnce", "n_samples": 1, **nce})
+    presets[f"{prefix}-nce"] = base.with_method("nce", **nce)
+    presets[f"{prefix}-vnce"] = base.with_method("vnce", n_samples=1, **nce)
     for n in (0, 2, 5):
-        presets[f"{prefix}-bism-dsm-n{n}"] = base.changed(
-            method={"name": "bism", "n_unroll": n, "n_samples": 1}
-        )
+        presets[f"{prefix}-bism-dsm-n{n}"] = base.with_method("bism", n_unroll=n, n_samples=1)
     return presets
 
 
 def _ksd_variants(prefix: str, base: Settings) -> dict[str, Settings]:
-    ksd = {"objective": {"name": "ksd"}}
-    presets = {f"{prefix}-ksd": base.changed(method={"name": "exact"}, **ksd)}
+    ksd = base.changed(objective={"name": "ksd"})
+    presets = {f"{prefix}-ksd": ksd.with_method("exact")}
     for n in (2, 5, 10):
-        presets[f"{prefix}-vages-ksd-l{n}"] = base.changed(
-            method={"name": "vages", "n_samples": n}, **ksd
-        )
-        presets[f"{prefix}-is-ksd-l{n}"] = base.changed(
-            method={"name": "is", "n_samples": n}, **ksd
-        )
+        presets[f"{prefix}-vages-ksd-l{n}"] = ksd.with_method("vages", n_samples=n)
+        presets[f"{prefix}-is-ksd-l{n}"] = ksd.with_method("is", n_samples=n)
     return presets
 
 
@@ -101,7 +94,7 @@ GRBM_PRESETS: dict[str, Settings] = {
     **_variants("digits", DIGITS),
     **_variants("digits400", DIGITS400),
     **{
-        f"{toy}-{method}": base.changed(method={"name": name})
+        f"{toy}-{method}": base.with_method(name)
         for toy, base in TOYS.items()
         for method, name in (("vages-dsm", "vages"), ("dsm", "exact"), ("cd", "cd"))
     },

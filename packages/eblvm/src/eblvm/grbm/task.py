@@ -140,7 +140,7 @@ class GRBMTask:
         with torch.no_grad():
             energy.b.copy_(self.splits.train.mean(0))
         posterior = None
-        if settings.method.has_posterior:
+        if settings.method.declared.posterior:
             net = nn.Linear(self.v_dim, h_dim)
             bound = self.v_dim**-0.5
             with torch.no_grad():

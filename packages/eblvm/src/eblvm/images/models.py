@@ -69,13 +69,14 @@ class VisibleEnergy(nn.Module):
 
 def build_model(settings: Settings) -> Model:
     """The run's modules, initialised from torch's default initialisation seeded by
-    ``settings.seed``: a DeepEBM for the exact score, else a DeepEBLVM and its posterior."""
+    ``settings.seed``: a DeepEBM for a method of the exact score, else a DeepEBLVM and its
+    posterior."""
     data, model = settings.data, settings.model
     shape = {"image_size": data.image_size}
     net = {"base_width": model.base_width, "blocks_per_stage": model.blocks_per_stage}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        if settings.method.name == "exact":
+        if not settings.method.declared.posterior:
             ebm = DeepEBM(data.channels, **net, **shape)
             return Model(VisibleEnergy(ebm, autocast=settings.amp), None, ())
         eblvm = DeepEBLVM(data.channels, model.h_dim, **net, **shape)

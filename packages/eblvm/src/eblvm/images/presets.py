@@ -90,10 +90,8 @@ DATASET_PRESETS: dict[str, Settings] = {
 def _variants(prefix: str, base: Settings) -> dict[str, Settings]:
     presets = {f"{prefix}-vages-mdsm": base}
     for n in (0, 2, 5):
-        presets[f"{prefix}-bism-mdsm-n{n}"] = base.changed(
-            method={"name": "bism", "n_unroll": n, "n_samples": 1, "refine_steps": 0}
-        )
-    presets[f"{prefix}-ebm-mdsm"] = base.changed(method={"name": "exact", "refine_steps": 0})
+        presets[f"{prefix}-bism-mdsm-n{n}"] = base.with_method("bism", n_unroll=n, n_samples=1)
+    presets[f"{prefix}-ebm-mdsm"] = base.with_method("exact")
     return presets
 
 
