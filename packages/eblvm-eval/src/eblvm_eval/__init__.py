@@ -176,4 +176,4 @@ __all__ = [
     "save_stats",
     "score_jacobian",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -39,4 +39,4 @@ __all__ = [
     "train",
     "train_stack",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

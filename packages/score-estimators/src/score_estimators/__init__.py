@@ -67,4 +67,4 @@ __all__ = [
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
