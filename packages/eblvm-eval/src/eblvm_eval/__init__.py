@@ -45,6 +45,7 @@ from eblvm_eval.fid import (
     load_stats,
     save_stats,
 )
+from eblvm_eval.files import write_atomically
 from eblvm_eval.fisher import (
     Critic,
     FisherEstimate,
@@ -175,5 +176,6 @@ __all__ = [
     "save_image_grid",
     "save_stats",
     "score_jacobian",
+    "write_atomically",
 ]
 __version__ = "0.4.0"

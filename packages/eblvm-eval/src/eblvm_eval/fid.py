@@ -29,9 +29,9 @@ import torch
 from scipy import linalg
 from torch import Tensor, nn
 
-from eblvm_eval._atomic import write_atomically
 from eblvm_eval._checks import check_positive_int
 from eblvm_eval._inception import InceptionV3Features
+from eblvm_eval.files import write_atomically
 
 __all__ = [
     "INCEPTION_WEIGHTS_NAME",

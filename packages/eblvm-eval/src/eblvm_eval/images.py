@@ -12,8 +12,8 @@ import torch
 from matplotlib import image as mpl_image
 from torch import Tensor
 
-from eblvm_eval._atomic import write_atomically
 from eblvm_eval._checks import check_positive_int
+from eblvm_eval.files import write_atomically
 
 __all__ = ["image_grid", "interpolate_latents", "save_image_grid"]
 

@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from eblvm_eval._atomic import write_atomically
+from eblvm_eval.files import write_atomically
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 
