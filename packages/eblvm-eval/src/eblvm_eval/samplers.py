@@ -1,7 +1,7 @@
 """Langevin samplers driven by a score function s(v) = ∇_v log p(v).
 
 Low-level: ``langevin_init`` and ``langevin_step`` take every parameter at call
-time and return NamedTuple state and diagnostics; ``langevin_kernel`` binds the
+time and return NamedTuple state and diagnostics; ``langevin_transition`` binds the
 score function and the parameters once. On top, ``annealed_langevin`` runs the
 annealed Langevin dynamics of Li et al. (2019) used to sample deep (latent)
 energy-based models, with the temperatures of ``annealing_schedule``.
@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 
 from eblvm_eval._checks import check_finite_scalar
+from eblvm_eval._deprecated import renamed_attributes
+from score_estimators import langevin_move
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -38,7 +40,7 @@ class LangevinInfo(NamedTuple):
     score_norm: Tensor
 
 
-class LangevinKernel(NamedTuple):
+class LangevinTransition(NamedTuple):
     """A score function and step parameters bound once: ``init(position)`` and
     ``step(state, generator=None, noise=None)``."""
 
@@ -119,7 +121,8 @@ def langevin_step(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
 ) -> tuple[LangevinState, LangevinInfo]:
-    """One Langevin step v ← v + step_size · s(v) + noise_std · ε, ε ~ N(0, I).
+    """One Langevin step v ← v + step_size · s(v) + noise_std · ε, ε ~ N(0, I)
+    (``score_estimators.langevin_move``, the update the posterior refinement takes too).
 
     ``noise`` injects ε (B, ...); otherwise it is drawn with ``generator``.
     noise_std = sqrt(2 · step_size) is the unadjusted Langevin algorithm for p.
@@ -138,12 +141,16 @@ def langevin_step(
             f"noise must have the chains' shape {tuple(position.shape)}, got {tuple(noise.shape)}"
         )
     info = LangevinInfo(state.score.flatten(1).norm(dim=1))
-    new_position = position + step_size * state.score + noise_std * noise
+    new_position = langevin_move(
+        position, -state.score, step_size=step_size, noise_std=noise_std, noise=noise
+    )
     state = LangevinState(new_position, _score_at(score_fn, new_position))
     return _check_finite(state, "after the step"), info
 
 
-def langevin_kernel(score_fn: ScoreFn, *, step_size: float, noise_std: float) -> LangevinKernel:
+def langevin_transition(
+    score_fn: ScoreFn, *, step_size: float, noise_std: float
+) -> LangevinTransition:
     """Bind ``score_fn``, ``step_size`` and ``noise_std`` once (see ``langevin_step``)."""
     step_size = _check_number(step_size, "step_size", positive=True)
     noise_std = _check_number(noise_std, "noise_std", positive=False)
@@ -165,7 +172,7 @@ def langevin_kernel(score_fn: ScoreFn, *, step_size: float, noise_std: float) ->
             noise=noise,
         )
 
-    return LangevinKernel(init, step)
+    return LangevinTransition(init, step)
 
 
 def annealing_schedule(
@@ -256,3 +263,6 @@ def annealed_langevin(
     return samples, AnnealedLangevinInfo(
         temperatures=schedule, mean_score_norm=torch.stack(mean_norms), noisy=state.position
     )
+
+
+__getattr__ = renamed_attributes(__name__, ("langevin_transition", "LangevinTransition"))

@@ -1,5 +1,5 @@
 """Gaussian-Bernoulli restricted Boltzmann machine and its conditionals (block-Gibbs
-sampling from them is ``eblvm_eval.gibbs_kernel``).
+sampling from them is ``eblvm_eval.gibbs_transition``).
 
 E(v, h) = ½‖(v − b)/σ‖² − cᵀh − vᵀWh,   v ∈ R^D, h ∈ {0, 1}^H, σ = exp(log_std).
 

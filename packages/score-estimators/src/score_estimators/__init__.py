@@ -20,7 +20,7 @@ from score_estimators.fitting import (
     fit_posterior,
     kl_loss,
 )
-from score_estimators.langevin import Langevin
+from score_estimators.langevin import Langevin, langevin_move
 from score_estimators.posteriors import BernoulliPosterior, GaussianPosterior
 from score_estimators.protocols import (
     ConditionedEnergy,
@@ -62,6 +62,7 @@ __all__ = [
     "fisher_loss",
     "fit_posterior",
     "kl_loss",
+    "langevin_move",
     "standard_noise",
     "unroll_posterior",
     "vages_weights",

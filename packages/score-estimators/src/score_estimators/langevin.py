@@ -33,6 +33,19 @@ def _check_non_negative(value: object, name: str) -> float:
     return float(value)
 
 
+def langevin_move(
+    position: Tensor, energy_grad: Tensor, *, step_size: float, noise_std: float, noise: Tensor
+) -> Tensor:
+    """One Langevin move x − step_size · ∇E(x) + noise_std · ε, all of shape (B, ...)
+    (or (n, B, ...)): with the score s = −∇E, x + step_size · s(x) + noise_std · ε.
+
+    The update of every Langevin sampler of the toolkit: this package's refinement in h
+    and eblvm-eval's samplers in v. No checks and no graph handling: the callers check
+    their arguments once and decide what is detached.
+    """
+    return position - step_size * energy_grad + noise_std * noise
+
+
 class Langevin:
     """``steps`` Langevin updates h ← h − step_size · ∇_h E(v, h) + noise_std · ε."""
 
@@ -77,5 +90,7 @@ class Langevin:
                 if noise is None
                 else noise[step]
             )
-            h = (node.detach() - self.step_size * grad + self.noise_std * eps).detach()
+            h = langevin_move(
+                node.detach(), grad, step_size=self.step_size, noise_std=self.noise_std, noise=eps
+            ).detach()
         return h
