@@ -39,7 +39,7 @@ from score_estimators import (
     EstimatorNoise,
     Posterior,
     ScoreEstimator,
-    at_fixed_v,
+    fit_steps,
     standard_noise,
 )
 
@@ -190,13 +190,15 @@ class PosteriorFitter:
         runs: Runs,
         hooks: Sequence[Hook],
     ) -> tuple[Params, AdamState | None, Tensor]:
-        """φ after the K steps, its optimiser state, and the last step's per-run loss.
+        """φ after the K steps (score_estimators' ``fit_steps``, the loop of every
+        posterior fit), its optimiser state, and the last step's per-run loss.
         ``energy`` computes with θ already (the caller swaps it in)."""
-        fixed = at_fixed_v(energy, points)
-        phi, opt_state = state.phi, state.phi_opt
-        assert opt_state is not None
-        last = torch.full((runs.count,), math.nan, dtype=points.dtype, device=points.device)
-        for k in range(self.steps):
+
+        def step(
+            fixed: Energy, carry: tuple[Params, AdamState | None], k: int
+        ) -> tuple[tuple[Params, AdamState | None], Tensor]:
+            phi, opt_state = carry
+            assert opt_state is not None
             leaves = requiring_grad(phi)
             with swapped(posterior, leaves):
                 per_example = self.loss(
@@ -211,8 +213,13 @@ class PosteriorFitter:
                 per_example = per_example * weights
             losses = runs.means(per_example)
             grads = _gradients(hooks, gradients(losses.sum(), leaves))
-            phi, opt_state = optimiser.update(phi, grads, opt_state, lr, runs)
-            last = losses.detach()
+            return optimiser.update(phi, grads, opt_state, lr, runs), losses.detach()
+
+        (phi, opt_state), last = fit_steps(
+            energy, points, (state.phi, state.phi_opt), step, steps=self.steps
+        )
+        if last is None:
+            last = torch.full((runs.count,), math.nan, dtype=points.dtype, device=points.device)
         return phi, opt_state, _reported(hooks, last)
 
 

@@ -18,6 +18,7 @@ from score_estimators.fitting import (
     energy_at,
     fisher_loss,
     fit_posterior,
+    fit_steps,
     kl_loss,
 )
 from score_estimators.langevin import Langevin, langevin_move
@@ -61,6 +62,7 @@ __all__ = [
     "energy_at",
     "fisher_loss",
     "fit_posterior",
+    "fit_steps",
     "kl_loss",
     "langevin_move",
     "standard_noise",

@@ -9,7 +9,7 @@ draws (a gradient from h to φ) and refuse draws that carry none.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -186,6 +186,34 @@ def at_fixed_v(energy: Energy, v: Tensor) -> Energy:
     return energy_at_fixed_v
 
 
+State = TypeVar("State")
+
+
+def fit_steps(
+    energy: Energy,
+    v: Tensor,
+    state: State,
+    step: Callable[[Energy, State, int], tuple[State, Tensor]],
+    *,
+    steps: int,
+) -> tuple[State, Tensor | None]:
+    """The loop of every posterior fit: ``steps`` times ``state, loss = step(fixed, state,
+    k)``, k = 0, 1, …, with ``fixed`` the energy at fixed v (:func:`at_fixed_v`, its
+    v-part built once): θ and v stay fixed while φ moves.
+
+    ``state`` is whatever the update carries (φ and its optimiser state for a
+    functional fit, nothing for :func:`fit_posterior`, whose optimiser holds it).
+    Returns the last state and the last step's loss (None when ``steps`` is 0).
+    """
+    if not steps:
+        return state, None
+    fixed = at_fixed_v(energy, v)
+    loss = None
+    for k in range(steps):
+        state, loss = step(fixed, state, k)
+    return state, loss
+
+
 def fit_posterior(
     energy: Energy,
     posterior: nn.Module,
@@ -200,17 +228,16 @@ def fit_posterior(
     """Take ``steps`` optimiser steps on ``loss`` for one minibatch v: (B, ...).
 
     Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
-    untouched. Returns the loss before the last step. The energy's v-part is built
-    once and shared by the steps (:func:`at_fixed_v`): θ and v are fixed while φ moves.
+    untouched. Returns the loss before the last step (NaN without steps). The energy's
+    v-part is built once and shared by the steps (:func:`fit_steps`).
     """
     check_count(steps, "steps", minimum=0)
     v = check_data(v).detach()
     phi = [p for p in posterior.parameters() if p.requires_grad]
     if not phi:
         raise ValueError("posterior has no trainable parameters to fit")
-    fixed_v_energy = at_fixed_v(energy, v) if steps else energy
-    value = float("nan")
-    for _ in range(steps):
+
+    def step(fixed_v_energy: Energy, state: None, k: int) -> tuple[None, Tensor]:
         optimizer.zero_grad(set_to_none=True)
         objective = loss(
             fixed_v_energy, cast(Posterior, posterior), v, n_samples=n_samples, generator=generator
@@ -219,5 +246,7 @@ def fit_posterior(
             raise FloatingPointError(f"posterior loss is not finite: {objective.item()}")
         objective.backward(inputs=phi)
         optimizer.step()
-        value = objective.item()
-    return value
+        return None, objective.detach()
+
+    _, last = fit_steps(energy, v, None, step, steps=steps)
+    return float("nan") if last is None else last.item()
