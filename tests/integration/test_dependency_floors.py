@@ -9,10 +9,10 @@ pip pair the dependent with a release that lacks what it imports.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 

@@ -156,7 +156,7 @@ def test_fit_steps_runs_the_steps_in_order_at_fixed_v():
     def step(fixed, state, k):
         seen.append((k, state))
         torch.testing.assert_close(fixed(v, h), model(v, h), rtol=0, atol=1e-12)
-        return state + [k], torch.tensor(float(k))
+        return [*state, k], torch.tensor(float(k))
 
     state, last = fit_steps(model, v, [], step, steps=3)
     assert seen == [(0, []), (1, [0]), (2, [0, 1])]

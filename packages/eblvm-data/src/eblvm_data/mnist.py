@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eblvm_data._checks import check_int, check_pad_to, check_root
+from eblvm_data._checks import check_pad_to, check_root
+from eblvm_data._common_checks import check_int
 from eblvm_data._images import pad_centre
 from eblvm_data.splits import Splits
 
@@ -37,7 +38,7 @@ def mnist(
     zero-padded (centred) to ``(N, 1, pad_to, pad_to)`` unless ``pad_to`` is None.
     """
     directory = check_root(root)
-    n_validation = check_int("n_validation", n_validation, minimum=1)
+    n_validation = check_int(n_validation, "n_validation", minimum=1)
     files = _find_files(directory, (MNIST_TRAIN_FILE, MNIST_TEST_FILE))
     train_path, test_path = files
     train, test = _read_idx_images(train_path), _read_idx_images(test_path)

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_finite_scalar, check_positive_int, check_tensor
+from eblvm_eval._checks import check_finite_scalar, check_tensor
+from eblvm_eval._common_checks import check_count, check_generator
 from eblvm_eval._deprecated import renamed_attributes
 from eblvm_eval._grbm import GRBMParameters, grbm_tensors
 
@@ -134,8 +135,8 @@ def ais_init(
 ) -> AISState:
     """Exact draws from the base model, h ~ Bernoulli(½): the state at β = 0, zero
     log-weights."""
-    check_positive_int(n_chains, "n_chains")
-    _check_generator(generator)
+    check_count(n_chains, "n_chains")
+    check_generator(generator)
     bias = params.hidden_bias
     hidden = torch.randint(
         0, 2, (n_chains, bias.numel()), generator=generator, dtype=bias.dtype, device=bias.device
@@ -275,7 +276,7 @@ def ais_log_partition(
     stream of the uniforms, so that the same seed gives the same estimate.
     ``progress``, if given, is called as ``progress(step, n_steps)`` after each step.
     """
-    check_positive_int(n_steps, "n_steps")
+    check_count(n_steps, "n_steps")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     params = ais_params(grbm)
@@ -306,13 +307,6 @@ def _uniform_sampler(out: Tensor, generator: torch.Generator | None) -> Callable
             np.random.Generator(np.random.SFC64(seed)).random, out=array, dtype=array.dtype
         )
     return partial(out.uniform_, generator=generator)
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
 
 
 __getattr__ = renamed_attributes(__name__, ("ais_transition",))

@@ -16,7 +16,8 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_positive_int, check_tensor
+from eblvm_eval._checks import check_tensor
+from eblvm_eval._common_checks import check_count
 from eblvm_eval._deprecated import renamed_attributes
 
 
@@ -113,8 +114,8 @@ def gibbs_sample(
 ) -> Tensor:
     """``n`` visible draws (n, D) after ``steps`` sweeps from ``init`` (n, D) or from
     N(b, σ²) (b the visible bias, as the paper's GRBM sampler)."""
-    check_positive_int(n, "n")
-    check_positive_int(steps, "steps")
+    check_count(n, "n")
+    check_count(steps, "steps")
     std = grbm.std.detach()
     if init is None:
         zeros = torch.zeros(n, grbm.h_dim, dtype=std.dtype, device=std.device)

@@ -17,9 +17,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_positive_int
+from eblvm_eval._checks import check_number
+from eblvm_eval._common_checks import check_count
 from eblvm_eval._deprecated import renamed_attributes
-from eblvm_eval.samplers import _check_number, _check_position
+from eblvm_eval.samplers import _check_position
 
 LogDensity = Callable[[Tensor], Tensor]
 
@@ -82,8 +83,8 @@ def hmc_step(
     """One HMC step per chain (see the module docstring); ``noise`` injects the momentum
     and the acceptance uniform, else they are drawn with ``generator``. A proposal with
     a non-finite log-density is rejected."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    check_positive_int(leapfrog_steps, "leapfrog_steps")
+    step_size = check_number(step_size, "step_size", positive=True)
+    check_count(leapfrog_steps, "leapfrog_steps")
     position = state.position
     if noise is None:
         dtype, device = position.dtype, position.device
@@ -117,8 +118,8 @@ def hmc_transition(
     log_density: LogDensity, *, step_size: float, leapfrog_steps: int
 ) -> HMCTransition:
     """Bind ``log_density``, ``step_size`` and ``leapfrog_steps`` once (see ``hmc_step``)."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    check_positive_int(leapfrog_steps, "leapfrog_steps")
+    step_size = check_number(step_size, "step_size", positive=True)
+    check_count(leapfrog_steps, "leapfrog_steps")
 
     def init(position: Tensor) -> HMCState:
         return hmc_init(position, log_density)
@@ -151,7 +152,7 @@ def hmc_sample(
 ) -> tuple[Tensor, Tensor]:
     """``steps`` HMC steps of the chains started at ``init`` (B, ...): the final
     positions and each chain's acceptance rate (B,)."""
-    check_positive_int(steps, "steps")
+    check_count(steps, "steps")
     transition = hmc_transition(log_density, step_size=step_size, leapfrog_steps=leapfrog_steps)
     state = transition.init(init)
     accepted = torch.zeros(len(init), dtype=init.dtype, device=init.device)

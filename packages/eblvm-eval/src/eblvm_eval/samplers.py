@@ -19,7 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_finite_scalar
+from eblvm_eval._checks import check_number
+from eblvm_eval._common_checks import check_count
 from eblvm_eval._deprecated import renamed_attributes
 from score_estimators import langevin_move
 
@@ -75,20 +76,6 @@ def _check_position(position: object, name: str) -> Tensor:
     return position
 
 
-def _check_number(value: object, name: str, *, positive: bool) -> float:
-    result = check_finite_scalar(value, name)
-    if result < 0 or (positive and result == 0):
-        bound = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be {bound}, got {result}")
-    return result
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
-
-
 def _score_at(score_fn: ScoreFn, position: Tensor) -> Tensor:
     score = score_fn(position)
     if not isinstance(score, Tensor) or score.shape != position.shape:
@@ -129,8 +116,8 @@ def langevin_step(
     Returns the new state (with the score at the new position) and the step's
     diagnostics. Raises FloatingPointError if the new state is not finite.
     """
-    step_size = _check_number(step_size, "step_size", positive=True)
-    noise_std = _check_number(noise_std, "noise_std", positive=False)
+    step_size = check_number(step_size, "step_size", positive=True)
+    noise_std = check_number(noise_std, "noise_std", positive=False)
     position = state.position
     if noise is None:
         noise = torch.randn(
@@ -152,8 +139,8 @@ def langevin_transition(
     score_fn: ScoreFn, *, step_size: float, noise_std: float
 ) -> LangevinTransition:
     """Bind ``score_fn``, ``step_size`` and ``noise_std`` once (see ``langevin_step``)."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    noise_std = _check_number(noise_std, "noise_std", positive=False)
+    step_size = check_number(step_size, "step_size", positive=True)
+    noise_std = check_number(noise_std, "noise_std", positive=False)
 
     def init(position: Tensor) -> LangevinState:
         return langevin_init(position, score_fn)
@@ -191,12 +178,12 @@ def annealing_schedule(
     the last is at T = 0: no noise). The defaults are those of Li et al. (2019) and of the deep
     EBLVM experiments: 500 at T = 100, 2000 from 100 towards 1, 200 from 1 to 0.
     """
-    t_max = _check_number(t_max, "t_max", positive=True)
-    t_min = _check_number(t_min, "t_min", positive=True)
+    t_max = check_number(t_max, "t_max", positive=True)
+    t_min = check_number(t_min, "t_min", positive=True)
     if t_min > t_max:
         raise ValueError(f"t_min must not exceed t_max ({t_max}), got {t_min}")
     counts = {
-        name: _check_count(count, name)
+        name: check_count(count, name, minimum=0)
         for name, count in (
             ("hold_steps", hold_steps),
             ("anneal_steps", anneal_steps),
@@ -238,9 +225,9 @@ def annealed_langevin(
         raise ValueError("schedule must be a non-empty 1-D tensor of temperatures")
     if not bool((schedule.isfinite() & (schedule >= 0)).all()):
         raise ValueError("schedule must hold finite non-negative temperatures")
-    step_size = _check_number(step_size, "step_size", positive=True)
+    step_size = check_number(step_size, "step_size", positive=True)
     if denoise_sigma is not None:
-        denoise_sigma = _check_number(denoise_sigma, "denoise_sigma", positive=True)
+        denoise_sigma = check_number(denoise_sigma, "denoise_sigma", positive=True)
     state = langevin_init(_check_position(v0, "v0"), score_fn)
     mean_norms = []
     for k, temperature in enumerate(schedule.tolist()):

@@ -14,14 +14,8 @@ from typing import TypeVar, cast
 import torch
 from torch import Tensor, nn
 
-from score_estimators._checks import (
-    check_count,
-    check_data,
-    check_energy_values,
-    check_samples,
-    dtypes_named,
-    values_readable,
-)
+from score_estimators._checks import check_data, check_energy_values, check_samples, dtypes_named
+from score_estimators._common_checks import check_count, check_reduction, values_readable
 from score_estimators.protocols import (
     ConditionedEnergy,
     Energy,
@@ -113,7 +107,7 @@ def kl_loss(
     Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
     the batch (``reduction="mean"``: scalar) or per example (``"none"``: (B,)).
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     h, log_q = _draw_with_log_q(posterior, v, n_samples, generator, noise)
     _check_reparameterised(h, log_q)
     with dtypes_named(energy, v, h):
@@ -141,7 +135,7 @@ def fisher_loss(
     noise levels, as the paper's code does), then averaged over the batch
     (``reduction="mean"``: scalar) or not (``"none"``: (B,)).
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     check_data(v)
     check_count(n_samples, "n_samples")
     h = draw(posterior, v, n_samples, generator=generator, noise=noise)
@@ -157,11 +151,6 @@ def fisher_loss(
     if sample_weights is not None:
         per_example = per_example * _check_weights(sample_weights, len(v))
     return per_example.mean() if reduction == "mean" else per_example
-
-
-def _check_reduction(reduction: object) -> None:
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
 def _check_weights(weights: object, batch: int) -> Tensor:

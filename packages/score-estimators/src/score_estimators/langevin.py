@@ -18,19 +18,13 @@ exists to disagree with the first.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from score_estimators._checks import check_count, check_energy_values, check_positive
-
-
-def _check_non_negative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return float(value)
+from score_estimators._checks import check_energy_values, check_non_negative, check_positive
+from score_estimators._common_checks import check_count
 
 
 def langevin_move(
@@ -52,7 +46,7 @@ class Langevin:
     def __init__(self, steps: int = 5, *, step_size: float = 1e-2, noise_std: float = 1e-4):
         self.steps = check_count(steps, "steps", minimum=0)
         self.step_size = check_positive(step_size, "step_size")
-        self.noise_std = _check_non_negative(noise_std, "noise_std")
+        self.noise_std = check_non_negative(noise_std, "noise_std")
 
     def __repr__(self) -> str:
         return (
