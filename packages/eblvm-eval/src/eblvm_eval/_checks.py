@@ -50,3 +50,18 @@ def check_tensor(
     if finite and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains non-finite values")
     return value
+
+
+def check_chains(position: object, name: str) -> Tensor:
+    """A batch of chains: a finite floating tensor (B, ...) with B the chains."""
+    if not isinstance(position, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(position).__name__}")
+    if not position.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {position.dtype}")
+    if position.dim() < 2:
+        raise ValueError(
+            f"{name} must have shape (B, ...) with B the chains, got {tuple(position.shape)}"
+        )
+    if not bool(position.isfinite().all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return position

@@ -17,10 +17,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_number
+from eblvm_eval._checks import check_chains, check_number
 from eblvm_eval._common_checks import check_count
 from eblvm_eval._deprecated import renamed_attributes
-from eblvm_eval.samplers import _check_position
 
 LogDensity = Callable[[Tensor], Tensor]
 
@@ -68,7 +67,7 @@ def _evaluate(log_density: LogDensity, position: Tensor) -> HMCState:
 
 def hmc_init(position: Tensor, log_density: LogDensity) -> HMCState:
     """Start chains at ``position`` (B, ...)."""
-    return _evaluate(log_density, _check_position(position, "position"))
+    return _evaluate(log_density, check_chains(position, "position"))
 
 
 def hmc_step(

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_number
+from eblvm_eval._checks import check_chains, check_number
 from eblvm_eval._common_checks import check_count
 from eblvm_eval._deprecated import renamed_attributes
 from score_estimators import langevin_move
@@ -62,20 +62,6 @@ class AnnealedLangevinInfo(NamedTuple):
     noisy: Tensor
 
 
-def _check_position(position: object, name: str) -> Tensor:
-    if not isinstance(position, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(position).__name__}")
-    if not position.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {position.dtype}")
-    if position.dim() < 2:
-        raise ValueError(
-            f"{name} must have shape (B, ...) with B the chains, got {tuple(position.shape)}"
-        )
-    if not bool(position.isfinite().all()):
-        raise ValueError(f"{name} contains non-finite values")
-    return position
-
-
 def _score_at(score_fn: ScoreFn, position: Tensor) -> Tensor:
     score = score_fn(position)
     if not isinstance(score, Tensor) or score.shape != position.shape:
@@ -94,7 +80,7 @@ def _check_finite(state: LangevinState, where: str) -> LangevinState:
 
 def langevin_init(position: Tensor, score_fn: ScoreFn) -> LangevinState:
     """Start chains at ``position`` (B, ...): evaluates the score once."""
-    position = _check_position(position, "position").detach()
+    position = check_chains(position, "position").detach()
     state = LangevinState(position, _score_at(score_fn, position))
     return _check_finite(state, "at the initial position")
 
@@ -228,7 +214,7 @@ def annealed_langevin(
     step_size = check_number(step_size, "step_size", positive=True)
     if denoise_sigma is not None:
         denoise_sigma = check_number(denoise_sigma, "denoise_sigma", positive=True)
-    state = langevin_init(_check_position(v0, "v0"), score_fn)
+    state = langevin_init(check_chains(v0, "v0"), score_fn)
     mean_norms = []
     for k, temperature in enumerate(schedule.tolist()):
         try:
