@@ -62,4 +62,4 @@ __all__ = [
     "swiss_roll",
     "swiss_roll_splits",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
