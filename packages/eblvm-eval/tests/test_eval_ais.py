@@ -16,9 +16,9 @@ from eblvm_eval import (
     AISState,
     ais_estimate,
     ais_init,
-    ais_kernel,
     ais_log_partition,
     ais_params,
+    ais_transition,
     exact_log_partition,
 )
 from eblvm_eval import ais as ais_module
@@ -111,7 +111,7 @@ def test_gram_factor(v_dim: int, h_dim: int) -> None:
 
 
 @pytest.mark.parametrize(("v_dim", "h_dim"), [(5, 3), (3, 5), (4, 4)])
-def test_kernel_step_matches_loops(v_dim: int, h_dim: int) -> None:
+def test_transition_step_matches_loops(v_dim: int, h_dim: int) -> None:
     grbm = random_grbm(v_dim, h_dim, seed=7, weight_std=1.0)
     params = ais_params(grbm)
     generator = torch.Generator().manual_seed(1)
@@ -123,7 +123,7 @@ def test_kernel_step_matches_loops(v_dim: int, h_dim: int) -> None:
     )
     uniforms = torch.rand(n, h_dim, generator=generator, dtype=torch.float64)
     normals = torch.randn(n, params.noise_dim, generator=generator, dtype=torch.float64)
-    new, info = ais_kernel(state, params=params, beta=0.7, uniforms=uniforms, normals=normals)
+    new, info = ais_transition(state, params=params, beta=0.7, uniforms=uniforms, normals=normals)
 
     hidden = state.h.numpy()
     increment = torch.tensor(
@@ -155,8 +155,8 @@ def test_kernel_step_matches_loops(v_dim: int, h_dim: int) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_kernel_in_blocks_matches_dense_products(dtype: torch.dtype) -> None:
-    """At H = 250 < D = 300 the factor is the triangular R, which the kernel multiplies in
+def test_transition_in_blocks_matches_dense_products(dtype: torch.dtype) -> None:
+    """At H = 250 < D = 300 the factor is the triangular R, which the transition multiplies in
     three blocks on CPU: the increments and the new h agree with the dense formula
     (β − β′) aᵀh + ½(β² − β′²)‖R h‖² and h′ = [u < sigmoid(β (a + Rᵀ(β R h + z)))] in
     float64 (in float32 up to the h whose u lies within 1e-4 of its probability)."""
@@ -172,7 +172,7 @@ def test_kernel_in_blocks_matches_dense_products(dtype: torch.dtype) -> None:
     )
     uniforms = torch.rand(n, 250, generator=generator, dtype=dtype)
     normals = torch.randn(n, 250, generator=generator, dtype=dtype)
-    new, info = ais_kernel(state, params=params, beta=beta, uniforms=uniforms, normals=normals)
+    new, info = ais_transition(state, params=params, beta=beta, uniforms=uniforms, normals=normals)
 
     factor, bias = params.gram_factor.double(), params.hidden_bias.double()
     h, z, u = state.h.double(), normals.double(), uniforms.double()
@@ -199,7 +199,7 @@ def hidden_moments(hidden: Tensor) -> tuple[Tensor, Tensor]:
 
 @pytest.mark.parametrize(("v_dim", "h_dim"), [(6, 4), (3, 5)])
 def test_transition_has_the_law_of_the_sweep_in_v(v_dim: int, h_dim: int) -> None:
-    """One kernel step from a fixed h against the explicit sweep v ~ N(b + β σ² W h, σ²),
+    """One transition step from a fixed h against the explicit sweep v ~ N(b + β σ² W h, σ²),
     h′ ~ Bernoulli(sigmoid(β (c + Wᵀv))), 200k draws each: the marginals and the pairwise
     joints agree within 5 standard errors."""
     grbm = random_grbm(v_dim, h_dim, seed=5, weight_std=1.0)
@@ -210,7 +210,7 @@ def test_transition_has_the_law_of_the_sweep_in_v(v_dim: int, h_dim: int) -> Non
     state = AISState(
         h=start.expand(n, h_dim).clone(), log_weights=torch.zeros(n, dtype=torch.float64), beta=0.5
     )
-    new, _ = ais_kernel(
+    new, _ = ais_transition(
         state,
         params=params,
         beta=beta,
@@ -314,26 +314,28 @@ def test_refuses_bad_arguments() -> None:
         ais_estimate(torch.zeros(2), log_z_base=math.inf)
 
 
-def test_kernel_refuses_bad_arguments() -> None:
+def test_transition_refuses_bad_arguments() -> None:
     params = ais_params(random_grbm(3, 2, seed=0))  # H < D: noise_dim = 2
     state = ais_init(params, n_chains=4)
     u, z = torch.rand(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"uniforms must have shape \(4, 2\)"):
-        ais_kernel(state, params=params, beta=0.5, uniforms=u[:, :1], normals=z)
+        ais_transition(state, params=params, beta=0.5, uniforms=u[:, :1], normals=z)
     with pytest.raises(ValueError, match=r"normals must have shape \(4, 2\)"):
-        ais_kernel(state, params=params, beta=0.5, uniforms=u, normals=z[:3])
+        ais_transition(state, params=params, beta=0.5, uniforms=u, normals=z[:3])
     with pytest.raises(ValueError, match=r"state\.h must have shape \(\*, 2\)"):
-        ais_kernel(state._replace(h=state.h[:, :1]), params=params, beta=0.5, uniforms=u, normals=z)
+        ais_transition(
+            state._replace(h=state.h[:, :1]), params=params, beta=0.5, uniforms=u, normals=z
+        )
     with pytest.raises(ValueError, match=r"state\.h must hold only 0 and 1"):
-        ais_kernel(state._replace(h=u), params=params, beta=0.5, uniforms=u, normals=z)
+        ais_transition(state._replace(h=u), params=params, beta=0.5, uniforms=u, normals=z)
     with pytest.raises(TypeError, match="params must be AISParams"):
-        ais_kernel(state, params=tuple(params), beta=0.5, uniforms=u, normals=z)  # type: ignore[arg-type]
+        ais_transition(state, params=tuple(params), beta=0.5, uniforms=u, normals=z)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="beta must be finite"):
-        ais_kernel(state, params=params, beta=math.nan, uniforms=u, normals=z)
+        ais_transition(state, params=params, beta=math.nan, uniforms=u, normals=z)
     with pytest.raises(TypeError, match=r"normals must have dtype torch\.float64"):
-        ais_kernel(state, params=params, beta=0.5, uniforms=u, normals=z.float())
+        ais_transition(state, params=params, beta=0.5, uniforms=u, normals=z.float())
     with pytest.raises(TypeError, match=r"state\.h must have dtype torch\.float64"):
-        ais_kernel(
+        ais_transition(
             state._replace(h=state.h.float()), params=params, beta=0.5, uniforms=u, normals=z
         )
 
@@ -371,7 +373,7 @@ def test_shapes_and_dtypes(
     dtype=st.sampled_from([torch.float32, torch.float64]),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_shapes_and_dtypes(
+def test_transition_shapes_and_dtypes(
     n_chains: int, v_dim: int, h_dim: int, dtype: torch.dtype, seed: int
 ) -> None:
     params = ais_params(random_grbm(v_dim, h_dim, seed=seed, weight_std=1.0, dtype=dtype))
@@ -379,7 +381,7 @@ def test_kernel_shapes_and_dtypes(
     assert params.noise_dim == min(v_dim, h_dim)
     generator = torch.Generator().manual_seed(seed)
     state = ais_init(params, n_chains=n_chains, generator=generator)
-    new, info = ais_kernel(
+    new, info = ais_transition(
         state,
         params=params,
         beta=0.5,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from eblvm_eval import GibbsNoise, gibbs_kernel, gibbs_noise, gibbs_sample, gibbs_step
+from eblvm_eval import GibbsNoise, gibbs_noise, gibbs_sample, gibbs_step, gibbs_transition
 from ebm_models import GRBM
 
 DTYPE = torch.float64
@@ -49,9 +49,9 @@ def test_a_step_draws_h_from_its_conditional_then_v_from_its_conditional() -> No
     assert not state.visible.requires_grad
 
 
-def test_the_kernel_and_a_generator_give_the_injected_draws() -> None:
+def test_the_transition_and_a_generator_give_the_injected_draws() -> None:
     model, v = random_grbm(2, 3, seed=1), torch.randn(4, 2, dtype=DTYPE)
-    drawn = gibbs_kernel(model).step(v, generator=torch.Generator().manual_seed(2))
+    drawn = gibbs_transition(model).step(v, generator=torch.Generator().manual_seed(2))
     noise = gibbs_noise(
         4, model, dtype=DTYPE, device=v.device, generator=torch.Generator().manual_seed(2)
     )

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from eblvm_eval import HMCNoise, gibbs_sample, hmc_init, hmc_kernel, hmc_sample, hmc_step
+from eblvm_eval import HMCNoise, gibbs_sample, hmc_init, hmc_sample, hmc_step, hmc_transition
 from ebm_models import GRBM
 
 DTYPE = torch.float64
@@ -46,14 +46,16 @@ def test_a_tiny_step_is_almost_always_accepted_and_a_huge_one_rarely():
 
 
 def test_injected_noise_gives_the_generator_draws():
-    kernel = hmc_kernel(gaussian_log_density, step_size=0.2, leapfrog_steps=4)
-    state = kernel.init(torch.randn(7, 2, generator=torch.Generator().manual_seed(2), dtype=DTYPE))
-    drawn, _ = kernel.step(state, generator=torch.Generator().manual_seed(3))
+    transition = hmc_transition(gaussian_log_density, step_size=0.2, leapfrog_steps=4)
+    state = transition.init(
+        torch.randn(7, 2, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
+    )
+    drawn, _ = transition.step(state, generator=torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     noise = HMCNoise(
         torch.randn(7, 2, generator=g, dtype=DTYPE), torch.rand(7, generator=g, dtype=DTYPE)
     )
-    injected, _ = kernel.step(state, noise=noise)
+    injected, _ = transition.step(state, noise=noise)
     assert torch.equal(drawn.position, injected.position)
 
 
@@ -89,8 +91,8 @@ def test_hmc_on_a_grbm_free_energy_matches_gibbs():
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="step_size must be positive"):
-        hmc_kernel(gaussian_log_density, step_size=0.0, leapfrog_steps=1)
+        hmc_transition(gaussian_log_density, step_size=0.0, leapfrog_steps=1)
     with pytest.raises(ValueError, match="leapfrog_steps must be a positive integer"):
-        hmc_kernel(gaussian_log_density, step_size=0.1, leapfrog_steps=0)
+        hmc_transition(gaussian_log_density, step_size=0.1, leapfrog_steps=0)
     with pytest.raises(ValueError, match=r"log_density must return \(3,\)"):
         hmc_init(torch.zeros(3, 2, dtype=DTYPE), lambda v: v.sum())

@@ -24,9 +24,10 @@ from eblvm_eval.samplers import (
     annealed_langevin,
     annealing_schedule,
     langevin_init,
-    langevin_kernel,
     langevin_step,
+    langevin_transition,
 )
+from score_estimators import langevin_move
 
 DTYPE = torch.float64
 MU = torch.tensor([1.0, -2.0], dtype=DTYPE)
@@ -62,10 +63,10 @@ def test_step_is_the_langevin_update_with_injected_noise() -> None:
     torch.testing.assert_close(info.score_norm, gaussian_score(state.position).norm(dim=1))
 
 
-def test_kernel_binds_the_same_step() -> None:
-    kernel = langevin_kernel(gaussian_score, step_size=0.05, noise_std=0.2)
-    state = kernel.init(_start(4, seed=0))
-    new, info = kernel.step(state, torch.Generator().manual_seed(5))
+def test_transition_binds_the_same_step() -> None:
+    transition = langevin_transition(gaussian_score, step_size=0.05, noise_std=0.2)
+    state = transition.init(_start(4, seed=0))
+    new, info = transition.step(state, torch.Generator().manual_seed(5))
     expected, expected_info = langevin_step(
         state,
         score_fn=gaussian_score,
@@ -79,11 +80,11 @@ def test_kernel_binds_the_same_step() -> None:
 
 def test_unadjusted_langevin_converges_to_the_gaussian() -> None:
     a = 0.01
-    kernel = langevin_kernel(gaussian_score, step_size=a, noise_std=math.sqrt(2 * a))
-    state = kernel.init(_start(4000, seed=0) * 3.0)
+    transition = langevin_transition(gaussian_score, step_size=a, noise_std=math.sqrt(2 * a))
+    state = transition.init(_start(4000, seed=0) * 3.0)
     g = torch.Generator().manual_seed(1)
     for _ in range(600):  # (1 − a/s²)^600 ≤ 0.99^600 < 0.003
-        state, _ = kernel.step(state, g)
+        state, _ = transition.step(state, g)
     var = STD.square()
     # the stationary variance s²/(1 − a/(2s²)) exceeds s² by at most 2.1% here
     _check_gaussian(state.position, MU, var, var_rtol=0.021)
@@ -214,9 +215,9 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="denoise_sigma must be positive"):
         annealed_langevin(gaussian_score, v, denoise_sigma=-0.1)
     with pytest.raises(ValueError, match="noise_std must be finite"):
-        langevin_kernel(gaussian_score, step_size=0.1, noise_std=float("inf"))
+        langevin_transition(gaussian_score, step_size=0.1, noise_std=float("inf"))
     with pytest.raises(ValueError, match="noise_std must be non-negative"):
-        langevin_kernel(gaussian_score, step_size=0.1, noise_std=-1.0)
+        langevin_transition(gaussian_score, step_size=0.1, noise_std=-1.0)
     state = langevin_init(v, gaussian_score)
     with pytest.raises(ValueError, match="noise must have the chains' shape"):
         langevin_step(
@@ -253,3 +254,43 @@ def test_hypothesis_shapes(batch: int, event: list[int], dtype: torch.dtype, ste
     assert samples.shape == v0.shape and samples.dtype == dtype
     assert bool(samples.isfinite().all()) and not samples.requires_grad
     assert annealed.mean_score_norm.shape == (steps + 3,)
+
+
+def test_the_step_is_the_shared_langevin_move() -> None:
+    state = langevin_init(_start(5, seed=1), gaussian_score)
+    noise = torch.randn(state.position.shape, generator=torch.Generator().manual_seed(2))
+    new, _ = langevin_step(
+        state, score_fn=gaussian_score, step_size=0.3, noise_std=0.1, noise=noise
+    )
+    expected = langevin_move(
+        state.position, -state.score, step_size=0.3, noise_std=0.1, noise=noise
+    )
+    assert torch.equal(new.position, expected)
+    torch.testing.assert_close(
+        expected, state.position + 0.3 * state.score + 0.1 * noise, rtol=0, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("langevin_kernel", "langevin_transition"),
+        ("LangevinKernel", "LangevinTransition"),
+        ("gibbs_kernel", "gibbs_transition"),
+        ("GibbsKernel", "GibbsTransition"),
+        ("hmc_kernel", "hmc_transition"),
+        ("HMCKernel", "HMCTransition"),
+        ("ais_kernel", "ais_transition"),
+    ],
+)
+def test_the_old_kernel_names_warn_and_give_the_transitions(old: str, new: str) -> None:
+    import importlib
+
+    import eblvm_eval
+
+    module = importlib.import_module(getattr(eblvm_eval, new).__module__)
+    for owner in (eblvm_eval, module):
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*use {new}"):
+            assert getattr(owner, old) is getattr(eblvm_eval, new)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_kernel'"):
+        eblvm_eval.nothing_kernel  # noqa: B018

@@ -14,6 +14,7 @@ from score_estimators import (
     GaussianPosterior,
     fisher_loss,
     fit_posterior,
+    fit_steps,
     kl_loss,
 )
 
@@ -142,3 +143,44 @@ def test_per_example_losses_average_to_the_batch_loss(loss):
     torch.testing.assert_close(per_example[2], alone, rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="reduction must be"):
         loss(model, posterior, v, reduction="sum")
+
+
+def test_fit_steps_runs_the_steps_in_order_at_fixed_v():
+    """The loop that fit_posterior and a functional fit share: the steps see k = 0, 1, …,
+    the energy at fixed v (the same values as the energy at v) and each other's state."""
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(4, 3, dtype=DTYPE)
+    h = torch.randn(2, 4, 1, dtype=DTYPE)
+    seen = []
+
+    def step(fixed, state, k):
+        seen.append((k, state))
+        torch.testing.assert_close(fixed(v, h), model(v, h), rtol=0, atol=1e-12)
+        return [*state, k], torch.tensor(float(k))
+
+    state, last = fit_steps(model, v, [], step, steps=3)
+    assert seen == [(0, []), (1, [0]), (2, [0, 1])]
+    assert state == [0, 1, 2] and last.item() == 2.0
+    assert fit_steps(model, v, "kept", step, steps=0) == ("kept", None)
+
+
+def test_fit_posterior_returns_the_last_steps_loss_as_its_own_loop_does():
+    model = GaussianLatentEnergy(3, seed=0)
+    v = torch.randn(8, 3, dtype=DTYPE)
+    values = []
+    for manual in (False, True):
+        torch.manual_seed(0)
+        q = GaussianPosterior(LinearGaussianNet(3))
+        optimizer = torch.optim.SGD(q.parameters(), lr=0.05)
+        generator = torch.Generator().manual_seed(1)
+        if not manual:
+            values.append(fit_posterior(model, q, v, optimizer, steps=3, generator=generator))
+            continue
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = kl_loss(model, q, v, generator=generator)
+            loss.backward()
+            optimizer.step()
+        values.append(loss.item())
+    assert values[0] == values[1]
+    assert math.isnan(fit_posterior(model, q, v, optimizer, steps=0))

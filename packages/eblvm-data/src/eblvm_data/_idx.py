@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eblvm_data._checks import check_int, check_pad_to, check_root
+from eblvm_data._checks import check_pad_to, check_root
+from eblvm_data._common_checks import check_int
 from eblvm_data._images import pad_centre
 from eblvm_data.splits import Splits
 
@@ -40,7 +41,7 @@ def idx_image_splits(
     (where they come from, ``{directory}`` replaced by the folder looked in).
     """
     directory = check_root(root)
-    n_validation = check_int("n_validation", n_validation, minimum=1)
+    n_validation = check_int(n_validation, "n_validation", minimum=1)
     train_path, test_path = _find_files(directory, data_set=data_set, source=source)
     train, test = read_idx_images(train_path), read_idx_images(test_path)
     if n_validation >= len(train):

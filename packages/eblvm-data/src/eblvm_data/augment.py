@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import check_generator, check_int
+from eblvm_data._common_checks import check_generator, check_int
 
 
 def dequantize(x: Tensor, *, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
@@ -20,7 +20,7 @@ def dequantize(x: Tensor, *, levels: int = 256, generator: torch.Generator | Non
         raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"x must be floating point, got {x.dtype}")
-    levels = check_int("levels", levels, minimum=2)
+    levels = check_int(levels, "levels", minimum=2)
     check_generator(generator)
     if x.numel() > 0 and not bool(((x >= 0) & (x <= 1)).all()):
         raise ValueError("x must hold values in [0, 1]")

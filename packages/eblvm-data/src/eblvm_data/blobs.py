@@ -7,13 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import (
-    check_float_dtype,
-    check_generator,
-    check_int,
-    check_points,
-    check_real,
-)
+from eblvm_data._checks import check_points
+from eblvm_data._common_checks import check_float_dtype, check_generator, check_int, check_real
 from eblvm_data.splits import Splits, seeded_splits
 
 #: Seeds of ``torch.Generator().manual_seed`` for each split of `blobs_splits`.
@@ -25,8 +20,8 @@ def blobs_means(*, modes: int = 8, radius: float = 2.0) -> Tensor:
 
     Returns ``(modes, 2)`` float64 on the CPU.
     """
-    modes = check_int("modes", modes, minimum=1)
-    radius = check_real("radius", radius, positive=True)
+    modes = check_int(modes, "modes", minimum=1)
+    radius = check_real(radius, "radius", positive=True)
     angle = 2 * math.pi * torch.arange(modes, dtype=torch.float64) / modes
     return radius * torch.stack([angle.cos(), angle.sin()], dim=1)
 
@@ -49,9 +44,9 @@ def blobs(
 
     Returns ``(n, 2)`` of ``dtype``.
     """
-    n = check_int("n", n, minimum=1)
+    n = check_int(n, "n", minimum=1)
     means = blobs_means(modes=modes, radius=radius)
-    std = check_real("std", std, positive=True)
+    std = check_real(std, "std", positive=True)
     check_generator(generator, cpu=True)
     dtype = check_float_dtype(dtype)
     mode = torch.randint(0, len(means), (n,), generator=generator)
@@ -69,7 +64,7 @@ def blobs_log_density(
     """
     x = check_points(x)
     means = blobs_means(modes=modes, radius=radius).to(x)
-    std = check_real("std", std, positive=True)
+    std = check_real(std, "std", positive=True)
     squared = (x[:, None, :] - means).square().sum(dim=-1)
     log_normaliser = math.log(len(means)) + math.log(2 * math.pi * std**2)
     return torch.logsumexp(-squared / (2 * std**2), dim=1) - log_normaliser

@@ -12,7 +12,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from eblvm_data._checks import check_int, check_root
+from eblvm_data._checks import check_root
+from eblvm_data._common_checks import check_int
 from eblvm_data.splits import Splits
 
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
@@ -30,8 +31,8 @@ class CelebAImages(Dataset[Tensor]):
 
     def __init__(self, paths: Sequence[Path], *, size: int = 64, crop: int = 140) -> None:
         self.paths = list(paths)
-        self.size = check_int("size", size, minimum=1)
-        self.crop = check_int("crop", crop, minimum=1)
+        self.size = check_int(size, "size", minimum=1)
+        self.crop = check_int(crop, "crop", minimum=1)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -58,8 +59,8 @@ def celeba(root: str | os.PathLike[str], *, size: int = 64, crop: int = 140) -> 
     test. Returns `Splits` of `CelebAImages`, in file order.
     """
     directory = check_root(root)
-    size = check_int("size", size, minimum=1)
-    crop = check_int("crop", crop, minimum=1)
+    size = check_int(size, "size", minimum=1)
+    crop = check_int(crop, "crop", minimum=1)
     images = directory / CELEBA_IMAGE_FOLDER
     partition = directory / CELEBA_PARTITION_FILE
     missing = [f"folder {images}"] if not images.is_dir() else []

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import check_float_dtype, check_generator, check_int, check_points
+from eblvm_data._checks import check_points
+from eblvm_data._common_checks import check_float_dtype, check_generator, check_int
 from eblvm_data.splits import Splits, seeded_splits
 
 #: True log-density of the default 2 × 2 board on its support: area ½, density 2.
@@ -36,8 +37,8 @@ def checkerboard(
 
     Returns ``(n, 2)`` of ``dtype``.
     """
-    n = check_int("n", n, minimum=1)
-    columns = check_int("columns", columns, minimum=2)
+    n = check_int(n, "n", minimum=1)
+    columns = check_int(columns, "columns", minimum=2)
     check_generator(generator, cpu=True)
     dtype = check_float_dtype(dtype)
     cells = _dark_cells(columns)
@@ -57,7 +58,7 @@ def checkerboard_log_density(x: Tensor, *, columns: int = 2) -> Tensor:
     sample never gets ``-inf``. Same dtype and device as ``x``.
     """
     x = check_points(x)
-    columns = check_int("columns", columns, minimum=2)
+    columns = check_int(columns, "columns", minimum=2)
     t = x.double() * columns
     slack = 4 * columns * torch.finfo(x.dtype).eps
     low = (t - slack).floor().clamp(0, columns - 1)

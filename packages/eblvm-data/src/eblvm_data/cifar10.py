@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eblvm_data._checks import check_int, check_root
+from eblvm_data._checks import check_root
+from eblvm_data._common_checks import check_int
 from eblvm_data.splits import Splits
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -81,7 +82,7 @@ def cifar10(root: str | os.PathLike[str], *, n_validation: int = 5000) -> Splits
     Returns ``(N, 3, 32, 32)`` float32 in ``[0, 1]`` (raw / 255) per split.
     """
     directory = check_root(root) / CIFAR10_FOLDER
-    n_validation = check_int("n_validation", n_validation, minimum=1)
+    n_validation = check_int(n_validation, "n_validation", minimum=1)
     names = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
     missing = [str(directory / name) for name in names if not (directory / name).is_file()]
     if missing:

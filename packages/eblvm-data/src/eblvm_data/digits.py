@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from eblvm_data._checks import check_bool, check_pad_to
+from eblvm_data._checks import check_pad_to
+from eblvm_data._common_checks import check_bool
 from eblvm_data._images import pad_centre
 from eblvm_data.splits import Splits
 
@@ -25,7 +26,7 @@ def digits(*, image: bool = False, pad_to: int | None = None) -> Splits:
     Returns ``(N, 64)`` per split, or ``(N, 1, 8, 8)`` with ``image=True``;
     ``pad_to`` (needs ``image=True``) zero-pads, centred, to ``(N, 1, pad_to, pad_to)``.
     """
-    image = check_bool("image", image)
+    image = check_bool(image, "image")
     size = check_pad_to(pad_to, image_size=8)
     if size is not None and not image:
         raise ValueError("pad_to needs image=True: flat (N, 64) digits are not padded")

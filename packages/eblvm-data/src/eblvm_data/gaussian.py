@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import check_float_dtype, check_generator, check_int, check_real
+from eblvm_data._common_checks import check_float_dtype, check_generator, check_int, check_real
 from eblvm_data.splits import Splits, seeded_splits
 
 #: Seeds of ``torch.Generator().manual_seed`` for each split of `gaussian_splits`.
@@ -27,10 +27,10 @@ def gaussian(
 
     Returns ``(n, dim)`` of ``dtype``.
     """
-    dim = check_int("dim", dim, minimum=1)
-    n = check_int("n", n, minimum=1)
-    mean = check_real("mean", mean)
-    std = check_real("std", std, positive=True)
+    dim = check_int(dim, "dim", minimum=1)
+    n = check_int(n, "n", minimum=1)
+    mean = check_real(mean, "mean")
+    std = check_real(std, "std", positive=True)
     check_generator(generator, cpu=True)
     dtype = check_float_dtype(dtype)
     return mean + std * torch.randn(n, dim, generator=generator, dtype=dtype)
@@ -44,7 +44,7 @@ def gaussian_splits(
     Split ``s`` is ``gaussian(dim, n_s, generator=torch.Generator().manual_seed(seed_s))``
     with the seeds in `GAUSSIAN_SEEDS` (train 11, validation 12, test 13).
     """
-    dim = check_int("dim", dim, minimum=1)
+    dim = check_int(dim, "dim", minimum=1)
     return seeded_splits(
         lambda size, generator: gaussian(dim, size, generator=generator),
         GAUSSIAN_SEEDS,

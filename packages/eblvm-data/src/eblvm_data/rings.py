@@ -7,13 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import (
-    check_float_dtype,
-    check_generator,
-    check_int,
-    check_points,
-    check_real,
-)
+from eblvm_data._checks import check_points
+from eblvm_data._common_checks import check_float_dtype, check_generator, check_int, check_real
 from eblvm_data.splits import Splits, seeded_splits
 
 #: Seeds of ``torch.Generator().manual_seed`` for each split of `rings_splits`.
@@ -37,9 +32,9 @@ def rings(
 
     Returns ``(n, 2)`` of ``dtype``.
     """
-    n = check_int("n", n, minimum=1)
-    count = check_int("count", count, minimum=1)
-    noise = check_real("noise", noise, positive=True)
+    n = check_int(n, "n", minimum=1)
+    count = check_int(count, "count", minimum=1)
+    noise = check_real(noise, "noise", positive=True)
     check_generator(generator, cpu=True)
     dtype = check_float_dtype(dtype)
     radius = torch.randint(1, count + 1, (n, 1), generator=generator).to(dtype)
@@ -58,8 +53,8 @@ def rings_log_density(x: Tensor, *, count: int = 3, noise: float = 0.1) -> Tenso
     their mean over ``k = 1 .. count``. In ``x``'s dtype and on its device.
     """
     x = check_points(x)
-    count = check_int("count", count, minimum=1)
-    noise = check_real("noise", noise, positive=True)
+    count = check_int(count, "count", minimum=1)
+    noise = check_real(noise, "noise", positive=True)
     rho = x.norm(dim=1, keepdim=True)
     radius = torch.arange(1, count + 1, dtype=x.dtype, device=x.device)
     log_ring = (

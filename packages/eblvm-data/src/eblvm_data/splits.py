@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import check_int
+from eblvm_data._common_checks import check_int
 
 
 class Splits(NamedTuple):
@@ -38,9 +38,9 @@ def seeded_splits(
     ``*_splits`` function names the bad one.
     """
     sizes = Splits(
-        train=check_int("n_train", n_train, minimum=1),
-        validation=check_int("n_validation", n_validation, minimum=1),
-        test=check_int("n_test", n_test, minimum=1),
+        train=check_int(n_train, "n_train", minimum=1),
+        validation=check_int(n_validation, "n_validation", minimum=1),
+        test=check_int(n_test, "n_test", minimum=1),
     )
     return Splits(
         *(

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from eblvm_data._checks import check_float_dtype, check_generator, check_int, check_real
+from eblvm_data._common_checks import check_float_dtype, check_generator, check_int, check_real
 from eblvm_data.splits import Splits, seeded_splits
 
 #: Seeds of ``torch.Generator().manual_seed`` for each split of `swiss_roll_splits`.
@@ -31,8 +31,8 @@ def swiss_roll(
 
     Returns ``(n, 2)`` of ``dtype``.
     """
-    n = check_int("n", n, minimum=1)
-    noise = check_real("noise", noise, nonnegative=True)
+    n = check_int(n, "n", minimum=1)
+    noise = check_real(noise, "noise", non_negative=True)
     check_generator(generator, cpu=True)
     dtype = check_float_dtype(dtype)
     radius = 1 + 2 * torch.rand(n, 1, generator=generator, dtype=dtype)

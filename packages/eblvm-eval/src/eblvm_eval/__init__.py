@@ -3,6 +3,7 @@ functions of GRBMs, log-likelihoods, density plots, divergences and the bias of
 VaES/VaGES, Fisher divergence (exact and learned), Gibbs, Langevin and HMC samplers,
 FID, the Inception Score and image grids."""
 
+from eblvm_eval._deprecated import RENAMED_IN_0_4, renamed_attributes
 from eblvm_eval._grbm import FreeEnergyModel, GRBMParameters
 from eblvm_eval.ais import (
     AISInfo,
@@ -11,9 +12,9 @@ from eblvm_eval.ais import (
     AISState,
     ais_estimate,
     ais_init,
-    ais_kernel,
     ais_log_partition,
     ais_params,
+    ais_transition,
 )
 from eblvm_eval.bias import (
     GAUSSIAN_NOISE_LEVELS,
@@ -45,6 +46,7 @@ from eblvm_eval.fid import (
     load_stats,
     save_stats,
 )
+from eblvm_eval.files import write_atomically
 from eblvm_eval.fisher import (
     Critic,
     FisherEstimate,
@@ -58,24 +60,24 @@ from eblvm_eval.fisher import (
     rademacher,
 )
 from eblvm_eval.gibbs import (
-    GibbsKernel,
     GibbsNoise,
     GibbsState,
+    GibbsTransition,
     GRBMConditionals,
-    gibbs_kernel,
     gibbs_noise,
     gibbs_sample,
     gibbs_step,
+    gibbs_transition,
 )
 from eblvm_eval.hmc import (
     HMCInfo,
-    HMCKernel,
     HMCNoise,
     HMCState,
+    HMCTransition,
     hmc_init,
-    hmc_kernel,
     hmc_sample,
     hmc_step,
+    hmc_transition,
 )
 from eblvm_eval.images import image_grid, interpolate_latents, save_image_grid
 from eblvm_eval.inception_score import (
@@ -89,13 +91,13 @@ from eblvm_eval.plots import density_plot
 from eblvm_eval.samplers import (
     AnnealedLangevinInfo,
     LangevinInfo,
-    LangevinKernel,
     LangevinState,
+    LangevinTransition,
     annealed_langevin,
     annealing_schedule,
     langevin_init,
-    langevin_kernel,
     langevin_step,
+    langevin_transition,
 )
 
 __all__ = [
@@ -118,25 +120,25 @@ __all__ = [
     "FreeEnergyModel",
     "GRBMConditionals",
     "GRBMParameters",
-    "GibbsKernel",
     "GibbsNoise",
     "GibbsState",
+    "GibbsTransition",
     "HMCInfo",
-    "HMCKernel",
     "HMCNoise",
     "HMCState",
+    "HMCTransition",
     "InceptionScore",
     "InceptionV3Features",
     "LangevinInfo",
-    "LangevinKernel",
     "LangevinState",
+    "LangevinTransition",
     "LearnedFisher",
     "SlopeFit",
     "ais_estimate",
     "ais_init",
-    "ais_kernel",
     "ais_log_partition",
     "ais_params",
+    "ais_transition",
     "annealed_langevin",
     "annealing_schedule",
     "bernoulli_kl",
@@ -155,25 +157,25 @@ __all__ = [
     "gaussian_kl",
     "gaussian_vaes_expectation",
     "gaussian_vages_expectation",
-    "gibbs_kernel",
     "gibbs_noise",
     "gibbs_sample",
     "gibbs_step",
+    "gibbs_transition",
     "grbm_bias_sweep",
     "grbm_negative_elbo",
     "grbm_vaes_expectation",
     "grbm_vages_expectation",
     "hmc_init",
-    "hmc_kernel",
     "hmc_sample",
     "hmc_step",
+    "hmc_transition",
     "image_grid",
     "inception_score",
     "inception_score_from_logits",
     "interpolate_latents",
     "langevin_init",
-    "langevin_kernel",
     "langevin_step",
+    "langevin_transition",
     "learned_fisher_divergence",
     "load_inception",
     "load_stats",
@@ -183,5 +185,8 @@ __all__ = [
     "save_image_grid",
     "save_stats",
     "score_jacobian",
+    "write_atomically",
 ]
 __version__ = "0.4.0"
+
+__getattr__ = renamed_attributes(__name__, tuple(RENAMED_IN_0_4.values()))

@@ -1,4 +1,6 @@
-"""Argument checks shared by the public functions."""
+"""Checks of the evaluation's own arguments (scalars that may be 0-dim tensors, tensors
+of a shape, numbers of the samplers); the checks every package states the same way are
+in ``_common_checks``."""
 
 from __future__ import annotations
 
@@ -6,13 +8,6 @@ import math
 
 import torch
 from torch import Tensor
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """Refuse anything but a positive integer, naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def check_finite_scalar(value: object, name: str) -> float:
@@ -26,6 +21,15 @@ def check_finite_scalar(value: object, name: str) -> float:
     result = float(value)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {result}")
+    return result
+
+
+def check_number(value: object, name: str, *, positive: bool) -> float:
+    """A finite real number (or one-element tensor) > 0 with ``positive``, else >= 0."""
+    result = check_finite_scalar(value, name)
+    if result < 0 or (positive and result == 0):
+        bound = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be {bound}, got {result}")
     return result
 
 
@@ -46,3 +50,18 @@ def check_tensor(
     if finite and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains non-finite values")
     return value
+
+
+def check_chains(position: object, name: str) -> Tensor:
+    """A batch of chains: a finite floating tensor (B, ...) with B the chains."""
+    if not isinstance(position, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(position).__name__}")
+    if not position.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {position.dtype}")
+    if position.dim() < 2:
+        raise ValueError(
+            f"{name} must have shape (B, ...) with B the chains, got {tuple(position.shape)}"
+        )
+    if not bool(position.isfinite().all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return position

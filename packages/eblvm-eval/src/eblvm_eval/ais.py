@@ -29,8 +29,8 @@ The uniforms come from numpy's SFC64 seeded from the torch generator, drawn in b
 one buffer; the normals are torch's. On other devices the products are dense and every
 random number is torch's. The chains run in the model's dtype, the log-weights in float64.
 
-The pieces follow the kernel style: ``ais_params`` computes the constants once,
-``ais_init`` draws exact base samples, ``ais_kernel`` is one step with every input
+The pieces are split as in every sampler here: ``ais_params`` computes the constants once,
+``ais_init`` draws exact base samples, ``ais_transition`` is one step with every input
 explicit (β and the random numbers included), ``ais_estimate`` turns log-weights into
 the estimate, and ``ais_log_partition`` runs the whole schedule.
 """
@@ -47,7 +47,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_finite_scalar, check_positive_int, check_tensor
+from eblvm_eval._checks import check_finite_scalar, check_tensor
+from eblvm_eval._common_checks import check_count, check_generator
+from eblvm_eval._deprecated import renamed_attributes
 from eblvm_eval._grbm import GRBMParameters, grbm_tensors
 
 
@@ -57,7 +59,7 @@ class AISParams(NamedTuple):
     ``hidden_bias: (H,)``, a = c + Wᵀb, the linear coefficient of log p̃_β(h);
     ``gram_factor: (r, H)``, F with FᵀF = SᵀS for S = σ ⊙ W: S itself (r = D) when
     H ≥ D, else the R of its thin QR (r = H); ``log_z_base``: log Z_0 of the base model.
-    ``noise_dim`` is r = min(D, H), the width of the kernel's normals. On CPU a square,
+    ``noise_dim`` is r = min(D, H), the width of the transition's normals. On CPU a square,
     upper-triangular F is multiplied block by block, skipping its zero triangle.
     """
 
@@ -74,7 +76,7 @@ class AISParams(NamedTuple):
 class AISState(NamedTuple):
     """The chains after the transition at inverse temperature ``beta``.
 
-    ``h: (N, H)`` hidden units, 0 or 1 in the model's dtype (from ``ais_kernel`` the
+    ``h: (N, H)`` hidden units, 0 or 1 in the model's dtype (from ``ais_transition`` the
     transpose of an (H, N) tensor, the layout of its products); ``log_weights: (N,)``
     float64 accumulated log importance weights; ``beta``: the inverse temperature of
     the last transition.
@@ -133,8 +135,8 @@ def ais_init(
 ) -> AISState:
     """Exact draws from the base model, h ~ Bernoulli(½): the state at β = 0, zero
     log-weights."""
-    check_positive_int(n_chains, "n_chains")
-    _check_generator(generator)
+    check_count(n_chains, "n_chains")
+    check_generator(generator)
     bias = params.hidden_bias
     hidden = torch.randint(
         0, 2, (n_chains, bias.numel()), generator=generator, dtype=bias.dtype, device=bias.device
@@ -147,7 +149,7 @@ def ais_init(
 
 
 @torch.no_grad()
-def ais_kernel(
+def ais_transition(
     state: AISState, *, params: AISParams, beta: float, uniforms: Tensor, normals: Tensor
 ) -> tuple[AISState, AISInfo]:
     """One AIS step from ``state.beta`` to ``beta``: weight update, then one Gibbs sweep.
@@ -274,7 +276,7 @@ def ais_log_partition(
     stream of the uniforms, so that the same seed gives the same estimate.
     ``progress``, if given, is called as ``progress(step, n_steps)`` after each step.
     """
-    check_positive_int(n_steps, "n_steps")
+    check_count(n_steps, "n_steps")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     params = ais_params(grbm)
@@ -307,8 +309,4 @@ def _uniform_sampler(out: Tensor, generator: torch.Generator | None) -> Callable
     return partial(out.uniform_, generator=generator)
 
 
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
+__getattr__ = renamed_attributes(__name__, ("ais_transition",))

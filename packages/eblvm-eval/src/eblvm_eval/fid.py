@@ -29,9 +29,9 @@ import torch
 from scipy import linalg
 from torch import Tensor, nn
 
-from eblvm_eval._atomic import write_atomically
-from eblvm_eval._checks import check_positive_int
+from eblvm_eval._common_checks import check_count
 from eblvm_eval._inception import InceptionV3Features
+from eblvm_eval.files import write_atomically
 
 __all__ = [
     "INCEPTION_WEIGHTS_NAME",
@@ -179,7 +179,7 @@ def _check_stats(stats: object, name: str) -> FeatureStats:
     sigma = _check_covariance(stats.sigma, f"{name}.sigma", mu.shape[0])
     count = stats.count
     if count is not None:
-        count = check_positive_int(count, f"{name}.count")
+        count = check_count(count, f"{name}.count")
     return FeatureStats(mu=mu, sigma=sigma, count=count)
 
 
@@ -291,7 +291,7 @@ def compute_features(
     after each piece: the images processed so far, and N for a tensor (None for an
     iterable, whose length is not known in advance). No gradients are recorded.
     """
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_count(batch_size, "batch_size")
     if not callable(extractor):
         raise TypeError(f"extractor must be callable, got {type(extractor).__name__}")
     if progress is not None and not callable(progress):

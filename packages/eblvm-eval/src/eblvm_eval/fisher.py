@@ -25,6 +25,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
+from eblvm_eval._common_checks import check_count
 from ebm_models import GRBM
 from score_estimators import BernoulliPosterior, PosteriorLoss, VaES, fit_posterior
 
@@ -59,12 +60,6 @@ def _check_samples(value: object, name: str, dim: int | None = None) -> Tensor:
         raise ValueError(f"{name} must have shape (N, {expected}) with N >= 2, got {value.shape}")
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains non-finite values")
-    return value
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -127,8 +122,8 @@ class Critic(nn.Module):
 
     def __init__(self, dim: int, *, width: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        _check_count(dim, "dim")
-        _check_count(width, "width")
+        check_count(dim, "dim")
+        check_count(width, "width")
         layers = [nn.Linear(dim, width), nn.Linear(width, width), nn.Linear(width, dim)]
         with torch.no_grad():
             for layer in layers[:2]:
@@ -200,8 +195,8 @@ def learned_fisher_divergence(
     else:
         raise TypeError(f"train must be a tensor or a callable, got {type(train).__name__}")
     for name, count in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
-        _check_count(count, name)
-    _check_count(test_probes, "test_probes")
+        check_count(count, name)
+    check_count(test_probes, "test_probes")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if critic is None:
@@ -260,8 +255,8 @@ def perturbed_grbm(
 ) -> GRBM:
     """A GRBM at N(0, I) (W = 0, b = 0, c = 0, σ = 1) moved by Gaussian noise of size
     ``level``: W, b, log σ ~ N(0, level²/D) entrywise, c ~ N(0, level²). float32."""
-    _check_count(v_dim, "v_dim")
-    _check_count(h_dim, "h_dim")
+    check_count(v_dim, "v_dim")
+    check_count(h_dim, "h_dim")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < math.inf:
         raise ValueError(f"level must be a finite number >= 0, got {level!r}")
     grbm = GRBM(v_dim, h_dim, weight_std=0.0)
@@ -311,7 +306,7 @@ def fitted_vaes_score(
     (``lr``, cosine decay to 0) on data batches ``draw(batch_size)``; the score then
     averages ∇_v log p̃(v, h) over ``n_samples`` exact binary draws from q. Returns the
     score function and q."""
-    _check_count(steps, "steps")
+    check_count(steps, "steps")
     layer = nn.Linear(grbm.v_dim, grbm.h_dim)
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)

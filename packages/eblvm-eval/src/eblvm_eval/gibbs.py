@@ -4,7 +4,7 @@
 
 Low-level: ``gibbs_step`` takes the model and the step's noise at call time (uniforms
 compared with the probabilities for h, standard normals for v) and returns the new
-state; ``gibbs_kernel`` binds the model once; ``gibbs_sample`` runs chains from an
+state; ``gibbs_transition`` binds the model once; ``gibbs_sample`` runs chains from an
 initial state or from N(b, σ²). Nothing builds a graph: the draws are detached.
 """
 
@@ -16,7 +16,9 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_positive_int, check_tensor
+from eblvm_eval._checks import check_tensor
+from eblvm_eval._common_checks import check_count
+from eblvm_eval._deprecated import renamed_attributes
 
 
 class GRBMConditionals(Protocol):
@@ -47,7 +49,7 @@ class GibbsNoise(NamedTuple):
     normal: Tensor
 
 
-class GibbsKernel(NamedTuple):
+class GibbsTransition(NamedTuple):
     """A GRBM bound once: ``step(visible, generator=None, noise=None) -> GibbsState``."""
 
     step: Callable[..., GibbsState]
@@ -88,7 +90,7 @@ def gibbs_step(
     return GibbsState(grbm.visible_mean(hidden) + grbm.std * noise.normal, hidden)
 
 
-def gibbs_kernel(grbm: GRBMConditionals) -> GibbsKernel:
+def gibbs_transition(grbm: GRBMConditionals) -> GibbsTransition:
     """Bind ``grbm`` once (see ``gibbs_step``)."""
 
     def step(
@@ -98,7 +100,7 @@ def gibbs_kernel(grbm: GRBMConditionals) -> GibbsKernel:
     ) -> GibbsState:
         return gibbs_step(grbm, visible, generator=generator, noise=noise)
 
-    return GibbsKernel(step)
+    return GibbsTransition(step)
 
 
 @torch.no_grad()
@@ -112,8 +114,8 @@ def gibbs_sample(
 ) -> Tensor:
     """``n`` visible draws (n, D) after ``steps`` sweeps from ``init`` (n, D) or from
     N(b, σ²) (b the visible bias, as the paper's GRBM sampler)."""
-    check_positive_int(n, "n")
-    check_positive_int(steps, "steps")
+    check_count(n, "n")
+    check_count(steps, "steps")
     std = grbm.std.detach()
     if init is None:
         zeros = torch.zeros(n, grbm.h_dim, dtype=std.dtype, device=std.device)
@@ -123,7 +125,10 @@ def gibbs_sample(
         )
     else:
         visible = check_tensor(init, "init", shape=(n, grbm.v_dim)).detach()
-    kernel = gibbs_kernel(grbm)
+    transition = gibbs_transition(grbm)
     for _ in range(steps):
-        visible = kernel.step(visible, generator=generator).visible
+        visible = transition.step(visible, generator=generator).visible
     return visible
+
+
+__getattr__ = renamed_attributes(__name__, ("gibbs_transition", "GibbsTransition"))

@@ -1,7 +1,7 @@
 """Hamiltonian Monte Carlo driven by a log-density log p̃(v) and its gradient.
 
 Low-level: ``hmc_init`` and ``hmc_step`` take every parameter at call time and return
-NamedTuple state and diagnostics; ``hmc_kernel`` binds the log-density and the
+NamedTuple state and diagnostics; ``hmc_transition`` binds the log-density and the
 parameters once; ``hmc_sample`` runs chains. A step draws a momentum p ~ N(0, I), runs
 ``leapfrog_steps`` leapfrog steps of size ``step_size`` on H(v, p) = −log p̃(v) + ½‖p‖²
 and accepts the end point with probability min(1, exp(H₀ − H₁)) per chain, so the
@@ -17,8 +17,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_positive_int
-from eblvm_eval.samplers import _check_number, _check_position
+from eblvm_eval._checks import check_chains, check_number
+from eblvm_eval._common_checks import check_count
+from eblvm_eval._deprecated import renamed_attributes
 
 LogDensity = Callable[[Tensor], Tensor]
 
@@ -45,7 +46,7 @@ class HMCNoise(NamedTuple):
     uniform: Tensor
 
 
-class HMCKernel(NamedTuple):
+class HMCTransition(NamedTuple):
     """A log-density and step parameters bound once: ``init(position)`` and
     ``step(state, generator=None, noise=None)``."""
 
@@ -66,7 +67,7 @@ def _evaluate(log_density: LogDensity, position: Tensor) -> HMCState:
 
 def hmc_init(position: Tensor, log_density: LogDensity) -> HMCState:
     """Start chains at ``position`` (B, ...)."""
-    return _evaluate(log_density, _check_position(position, "position"))
+    return _evaluate(log_density, check_chains(position, "position"))
 
 
 def hmc_step(
@@ -81,8 +82,8 @@ def hmc_step(
     """One HMC step per chain (see the module docstring); ``noise`` injects the momentum
     and the acceptance uniform, else they are drawn with ``generator``. A proposal with
     a non-finite log-density is rejected."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    check_positive_int(leapfrog_steps, "leapfrog_steps")
+    step_size = check_number(step_size, "step_size", positive=True)
+    check_count(leapfrog_steps, "leapfrog_steps")
     position = state.position
     if noise is None:
         dtype, device = position.dtype, position.device
@@ -112,10 +113,12 @@ def hmc_step(
     return new, HMCInfo(accepted, acceptance)
 
 
-def hmc_kernel(log_density: LogDensity, *, step_size: float, leapfrog_steps: int) -> HMCKernel:
+def hmc_transition(
+    log_density: LogDensity, *, step_size: float, leapfrog_steps: int
+) -> HMCTransition:
     """Bind ``log_density``, ``step_size`` and ``leapfrog_steps`` once (see ``hmc_step``)."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    check_positive_int(leapfrog_steps, "leapfrog_steps")
+    step_size = check_number(step_size, "step_size", positive=True)
+    check_count(leapfrog_steps, "leapfrog_steps")
 
     def init(position: Tensor) -> HMCState:
         return hmc_init(position, log_density)
@@ -134,7 +137,7 @@ def hmc_kernel(log_density: LogDensity, *, step_size: float, leapfrog_steps: int
             noise=noise,
         )
 
-    return HMCKernel(init, step)
+    return HMCTransition(init, step)
 
 
 def hmc_sample(
@@ -148,11 +151,14 @@ def hmc_sample(
 ) -> tuple[Tensor, Tensor]:
     """``steps`` HMC steps of the chains started at ``init`` (B, ...): the final
     positions and each chain's acceptance rate (B,)."""
-    check_positive_int(steps, "steps")
-    kernel = hmc_kernel(log_density, step_size=step_size, leapfrog_steps=leapfrog_steps)
-    state = kernel.init(init)
+    check_count(steps, "steps")
+    transition = hmc_transition(log_density, step_size=step_size, leapfrog_steps=leapfrog_steps)
+    state = transition.init(init)
     accepted = torch.zeros(len(init), dtype=init.dtype, device=init.device)
     for _ in range(steps):
-        state, info = kernel.step(state, generator=generator)
+        state, info = transition.step(state, generator=generator)
         accepted += info.accepted.to(init.dtype)
     return state.position, accepted / steps
+
+
+__getattr__ = renamed_attributes(__name__, ("hmc_transition", "HMCTransition"))

@@ -12,8 +12,8 @@ import torch
 from matplotlib import image as mpl_image
 from torch import Tensor
 
-from eblvm_eval._atomic import write_atomically
-from eblvm_eval._checks import check_positive_int
+from eblvm_eval._common_checks import check_count
+from eblvm_eval.files import write_atomically
 
 __all__ = ["image_grid", "interpolate_latents", "save_image_grid"]
 
@@ -62,7 +62,7 @@ def image_grid(
     if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 <= fill <= 1:
         raise ValueError(f"fill must be a number in [0, 1], got {fill!r}")
     count, channels, height, width = images.shape
-    cols = math.ceil(math.sqrt(count)) if nrow is None else check_positive_int(nrow, "nrow")
+    cols = math.ceil(math.sqrt(count)) if nrow is None else check_count(nrow, "nrow")
     cols = min(cols, count)
     rows = math.ceil(count / cols)
     grid = images.new_full(
@@ -106,7 +106,7 @@ def save_image_grid(
     images = _check_images(images)
     if scale is None:
         scale = max(1, math.ceil(MIN_SIDE / images.shape[2]))
-    scale = check_positive_int(scale, "scale")
+    scale = check_count(scale, "scale")
     enlarged = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     grid = image_grid(enlarged, nrow=nrow, padding=padding, fill=fill)
     pixels = grid.detach().to("cpu", torch.float64).expand(3, -1, -1).permute(1, 2, 0).numpy()
@@ -151,8 +151,7 @@ def interpolate_latents(
             f"h1 must match h0's shape, dtype and device: {tuple(h0.shape)}, {h0.dtype}, "
             f"{h0.device}; got {tuple(h1.shape)}, {h1.dtype}, {h1.device}"
         )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    check_count(n, "n", minimum=2)
     if method not in ("linear", "spherical"):
         raise ValueError(f"method must be 'linear' or 'spherical', got {method!r}")
 

@@ -13,7 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from eblvm_eval._atomic import write_atomically
+from eblvm_eval._common_checks import check_count
+from eblvm_eval.files import write_atomically
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 
@@ -41,8 +42,7 @@ def density_plot(
     are created. Returns the path.
     """
     points = _check_data(data)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
+    check_count(resolution, "resolution", minimum=2)
     (x_lo, x_hi), (y_lo, y_hi) = _bounds(points) if bounds is None else _check_bounds(bounds)
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str or None, got {type(title).__name__}")

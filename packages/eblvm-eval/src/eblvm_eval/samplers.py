@@ -1,7 +1,7 @@
 """Langevin samplers driven by a score function s(v) = ∇_v log p(v).
 
 Low-level: ``langevin_init`` and ``langevin_step`` take every parameter at call
-time and return NamedTuple state and diagnostics; ``langevin_kernel`` binds the
+time and return NamedTuple state and diagnostics; ``langevin_transition`` binds the
 score function and the parameters once. On top, ``annealed_langevin`` runs the
 annealed Langevin dynamics of Li et al. (2019) used to sample deep (latent)
 energy-based models, with the temperatures of ``annealing_schedule``.
@@ -19,7 +19,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from eblvm_eval._checks import check_finite_scalar
+from eblvm_eval._checks import check_chains, check_number
+from eblvm_eval._common_checks import check_count
+from eblvm_eval._deprecated import renamed_attributes
+from score_estimators import langevin_move
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -38,7 +41,7 @@ class LangevinInfo(NamedTuple):
     score_norm: Tensor
 
 
-class LangevinKernel(NamedTuple):
+class LangevinTransition(NamedTuple):
     """A score function and step parameters bound once: ``init(position)`` and
     ``step(state, generator=None, noise=None)``."""
 
@@ -59,34 +62,6 @@ class AnnealedLangevinInfo(NamedTuple):
     noisy: Tensor
 
 
-def _check_position(position: object, name: str) -> Tensor:
-    if not isinstance(position, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(position).__name__}")
-    if not position.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {position.dtype}")
-    if position.dim() < 2:
-        raise ValueError(
-            f"{name} must have shape (B, ...) with B the chains, got {tuple(position.shape)}"
-        )
-    if not bool(position.isfinite().all()):
-        raise ValueError(f"{name} contains non-finite values")
-    return position
-
-
-def _check_number(value: object, name: str, *, positive: bool) -> float:
-    result = check_finite_scalar(value, name)
-    if result < 0 or (positive and result == 0):
-        bound = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be {bound}, got {result}")
-    return result
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
-
-
 def _score_at(score_fn: ScoreFn, position: Tensor) -> Tensor:
     score = score_fn(position)
     if not isinstance(score, Tensor) or score.shape != position.shape:
@@ -105,7 +80,7 @@ def _check_finite(state: LangevinState, where: str) -> LangevinState:
 
 def langevin_init(position: Tensor, score_fn: ScoreFn) -> LangevinState:
     """Start chains at ``position`` (B, ...): evaluates the score once."""
-    position = _check_position(position, "position").detach()
+    position = check_chains(position, "position").detach()
     state = LangevinState(position, _score_at(score_fn, position))
     return _check_finite(state, "at the initial position")
 
@@ -119,15 +94,16 @@ def langevin_step(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
 ) -> tuple[LangevinState, LangevinInfo]:
-    """One Langevin step v ← v + step_size · s(v) + noise_std · ε, ε ~ N(0, I).
+    """One Langevin step v ← v + step_size · s(v) + noise_std · ε, ε ~ N(0, I)
+    (``score_estimators.langevin_move``, the update the posterior refinement takes too).
 
     ``noise`` injects ε (B, ...); otherwise it is drawn with ``generator``.
     noise_std = sqrt(2 · step_size) is the unadjusted Langevin algorithm for p.
     Returns the new state (with the score at the new position) and the step's
     diagnostics. Raises FloatingPointError if the new state is not finite.
     """
-    step_size = _check_number(step_size, "step_size", positive=True)
-    noise_std = _check_number(noise_std, "noise_std", positive=False)
+    step_size = check_number(step_size, "step_size", positive=True)
+    noise_std = check_number(noise_std, "noise_std", positive=False)
     position = state.position
     if noise is None:
         noise = torch.randn(
@@ -138,15 +114,19 @@ def langevin_step(
             f"noise must have the chains' shape {tuple(position.shape)}, got {tuple(noise.shape)}"
         )
     info = LangevinInfo(state.score.flatten(1).norm(dim=1))
-    new_position = position + step_size * state.score + noise_std * noise
+    new_position = langevin_move(
+        position, -state.score, step_size=step_size, noise_std=noise_std, noise=noise
+    )
     state = LangevinState(new_position, _score_at(score_fn, new_position))
     return _check_finite(state, "after the step"), info
 
 
-def langevin_kernel(score_fn: ScoreFn, *, step_size: float, noise_std: float) -> LangevinKernel:
+def langevin_transition(
+    score_fn: ScoreFn, *, step_size: float, noise_std: float
+) -> LangevinTransition:
     """Bind ``score_fn``, ``step_size`` and ``noise_std`` once (see ``langevin_step``)."""
-    step_size = _check_number(step_size, "step_size", positive=True)
-    noise_std = _check_number(noise_std, "noise_std", positive=False)
+    step_size = check_number(step_size, "step_size", positive=True)
+    noise_std = check_number(noise_std, "noise_std", positive=False)
 
     def init(position: Tensor) -> LangevinState:
         return langevin_init(position, score_fn)
@@ -165,7 +145,7 @@ def langevin_kernel(score_fn: ScoreFn, *, step_size: float, noise_std: float) ->
             noise=noise,
         )
 
-    return LangevinKernel(init, step)
+    return LangevinTransition(init, step)
 
 
 def annealing_schedule(
@@ -184,12 +164,12 @@ def annealing_schedule(
     the last is at T = 0: no noise). The defaults are those of Li et al. (2019) and of the deep
     EBLVM experiments: 500 at T = 100, 2000 from 100 towards 1, 200 from 1 to 0.
     """
-    t_max = _check_number(t_max, "t_max", positive=True)
-    t_min = _check_number(t_min, "t_min", positive=True)
+    t_max = check_number(t_max, "t_max", positive=True)
+    t_min = check_number(t_min, "t_min", positive=True)
     if t_min > t_max:
         raise ValueError(f"t_min must not exceed t_max ({t_max}), got {t_min}")
     counts = {
-        name: _check_count(count, name)
+        name: check_count(count, name, minimum=0)
         for name, count in (
             ("hold_steps", hold_steps),
             ("anneal_steps", anneal_steps),
@@ -231,10 +211,10 @@ def annealed_langevin(
         raise ValueError("schedule must be a non-empty 1-D tensor of temperatures")
     if not bool((schedule.isfinite() & (schedule >= 0)).all()):
         raise ValueError("schedule must hold finite non-negative temperatures")
-    step_size = _check_number(step_size, "step_size", positive=True)
+    step_size = check_number(step_size, "step_size", positive=True)
     if denoise_sigma is not None:
-        denoise_sigma = _check_number(denoise_sigma, "denoise_sigma", positive=True)
-    state = langevin_init(_check_position(v0, "v0"), score_fn)
+        denoise_sigma = check_number(denoise_sigma, "denoise_sigma", positive=True)
+    state = langevin_init(check_chains(v0, "v0"), score_fn)
     mean_norms = []
     for k, temperature in enumerate(schedule.tolist()):
         try:
@@ -256,3 +236,6 @@ def annealed_langevin(
     return samples, AnnealedLangevinInfo(
         temperatures=schedule, mean_score_norm=torch.stack(mean_norms), noisy=state.position
     )
+
+
+__getattr__ = renamed_attributes(__name__, ("langevin_transition", "LangevinTransition"))

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from eblvm.runs import METRICS, RunError, read_metrics
+from eblvm_eval.files import write_atomically
 
 PANELS = (
     ("loss", ("loss",), "training loss"),
@@ -52,11 +53,8 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
             axis.legend(fontsize="small")
     figure.suptitle(str(folder), fontsize="small")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", dpi=110)
+    write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
-    tmp.replace(path)
     return path
 
 

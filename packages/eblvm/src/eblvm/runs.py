@@ -23,22 +23,20 @@ naming it and what is wrong, never unpickled into code or trained on.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import os
 import pickle
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
 
 from eblvm.settings import Settings
+from eblvm_eval.files import TEMPORARY_MARK, write_atomically
 
 CONFIG = "config.json"
 PROVENANCE = "run.json"
@@ -48,7 +46,7 @@ PREVIOUS = "checkpoint.prev.pt"
 BEST = "best.pt"
 SUMMARY = "summary.json"
 LOCK = "run.lock"
-_TEMPORARY = ".tmp-"
+_TEMPORARY = TEMPORARY_MARK
 FORMAT = 2
 
 
@@ -98,40 +96,9 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` (same file system) with the umask's permissions,
-    removed unless renamed into place."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TEMPORARY}")
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_folder(path.parent)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old or the new file."""
-    with _temporary_beside(path) as tmp:
-        tmp.write_bytes(data)
-        _replace(tmp, path)
+    write_atomically(path, lambda file: file.write(data))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -163,16 +130,19 @@ def content_hash(record: Any) -> str:
 def save_checkpoint(record: dict[str, Any], path: Path, *, keep_previous: bool = True) -> None:
     """``torch.save`` of ``record`` (tensors and plain values) with its content hash, to
     ``path`` atomically; the file it replaces becomes ``checkpoint.prev.pt``."""
-    with _temporary_beside(path) as tmp:
-        torch.save({**record, "hash": content_hash(record)}, tmp)
+    previous = path.with_name(PREVIOUS)
+
+    def write(file: BinaryIO) -> None:
+        torch.save({**record, "hash": content_hash(record)}, file)
         if keep_previous and path.exists():
             # The current checkpoint becomes the previous one through a second name, so
             # that checkpoint.pt exists at every moment, old or new.
-            with _temporary_beside(path) as link:
-                link.unlink()
-                os.link(path, link)
-                os.replace(link, path.with_name(PREVIOUS))
-        _replace(tmp, path)
+            link = path.with_name(f".{PREVIOUS}{_TEMPORARY}link")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, previous)
+
+    write_atomically(path, write)
 
 
 def load_checkpoint(path: Path, *, required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from score_estimators import (
     EstimatorNoise,
     Posterior,
     ScoreEstimator,
-    at_fixed_v,
+    fit_steps,
     standard_noise,
 )
 
@@ -174,14 +174,16 @@ class PosteriorFitter:
         runs: Runs,
         transforms: Transform,
     ) -> tuple[Params, AdamState | None, Tensor]:
-        """φ after the K steps at base learning rate ``lr``, each through the gradient
-        chain ``transforms``, its optimiser state, and the last step's per-run loss.
+        """φ after the K steps (score_estimators' ``fit_steps``, the loop of every
+        posterior fit) at base learning rate ``lr``, each through the gradient chain
+        ``transforms``, its optimiser state, and the last step's per-run loss.
         ``energy`` computes with θ already (the caller swaps it in)."""
-        fixed = at_fixed_v(energy, points)
-        phi, opt_state = state.phi, state.phi_opt
-        assert opt_state is not None
-        last = torch.full((runs.count,), math.nan, dtype=points.dtype, device=points.device)
-        for k in range(self.steps):
+
+        def step(
+            fixed: Energy, carry: tuple[Params, AdamState | None], k: int
+        ) -> tuple[tuple[Params, AdamState | None], Tensor]:
+            phi, opt_state = carry
+            assert opt_state is not None
             leaves = requiring_grad(phi)
             with swapped(posterior, leaves):
                 per_example = self.loss(
@@ -199,9 +201,14 @@ class PosteriorFitter:
             updates, _ = transforms.update(
                 Updates(gradients(losses.sum(), leaves), lr, reported), {}, iteration
             )
-            phi, opt_state = optimiser.update(phi, updates.grads, opt_state, updates.lr, runs)
-            if updates.loss is not None:
-                last = updates.loss
+            carry = optimiser.update(phi, updates.grads, opt_state, updates.lr, runs)
+            return carry, losses.detach() if updates.loss is None else updates.loss
+
+        (phi, opt_state), last = fit_steps(
+            energy, points, (state.phi, state.phi_opt), step, steps=self.steps
+        )
+        if last is None:
+            last = torch.full((runs.count,), math.nan, dtype=points.dtype, device=points.device)
         return phi, opt_state, last
 
 

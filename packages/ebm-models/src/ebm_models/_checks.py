@@ -1,16 +1,12 @@
-"""Argument checks shared by the models' public methods."""
+"""Checks of the models' own arguments (data, latents, dtypes); the checks every package
+states the same way are in ``_common_checks``."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-
-def check_positive_int(value: object, name: str) -> int:
-    """Refuse anything but a positive integer, naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from ebm_models._common_checks import values_readable
 
 
 def check_data(
@@ -67,12 +63,3 @@ def check_dtype(x: Tensor, dtype: torch.dtype, name: str) -> Tensor:
 
 def _pattern(leading: str, shape: tuple[int, ...]) -> str:
     return f"({', '.join([leading, *map(str, shape)])})"
-
-
-def values_readable(t: Tensor) -> bool:
-    """Whether a check may read t's values now: not while torch records the code as a graph
-    (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;
-    the caller outside checks its inputs instead."""
-    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
-        return False
-    return not torch._C._functorch.is_functorch_wrapped_tensor(t)

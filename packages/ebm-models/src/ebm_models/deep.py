@@ -24,13 +24,14 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ebm_models._checks import check_data, check_dtype, check_latents, check_positive_int
+from ebm_models._checks import check_data, check_dtype, check_latents
+from ebm_models._common_checks import check_count
 
 _STAGES = 3
 
 
 def _check_image_size(image_size: object) -> int:
-    size = check_positive_int(image_size, "image_size")
+    size = check_count(image_size, "image_size")
     if size % 2**_STAGES:
         raise ValueError(f"image_size must be a multiple of {2**_STAGES}, got {size}")
     return size
@@ -68,9 +69,9 @@ class _ResidualBlock(nn.Module):
 
 def _residual_net(in_channels: int, *, base_width: int, blocks_per_stage: int) -> nn.Sequential:
     """The shared backbone: (B, C, S, S) -> (B, 4·base_width, S/8, S/8)."""
-    check_positive_int(in_channels, "in_channels")
-    check_positive_int(base_width, "base_width")
-    check_positive_int(blocks_per_stage, "blocks_per_stage")
+    check_count(in_channels, "in_channels")
+    check_count(base_width, "base_width")
+    check_count(blocks_per_stage, "blocks_per_stage")
     layers: list[nn.Module] = [nn.Conv2d(in_channels, base_width, 3, padding=1)]
     width = base_width
     for stage in range(_STAGES):
@@ -95,8 +96,8 @@ class AdditiveCoupling(nn.Module):
 
     def __init__(self, features: int, h_dim: int) -> None:
         super().__init__()
-        check_positive_int(features, "features")
-        check_positive_int(h_dim, "h_dim")
+        check_count(features, "features")
+        check_count(h_dim, "h_dim")
         self.shift = nn.Sequential(nn.Linear(h_dim, h_dim), nn.ELU(), nn.Linear(h_dim, features))
 
     def forward(self, u: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,8 +155,8 @@ class DeepEBLVM(nn.Module):
         image_size: int = 32,
     ) -> None:
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.h_dim = check_positive_int(h_dim, "h_dim")
+        self.in_channels = check_count(in_channels, "in_channels")
+        self.h_dim = check_count(h_dim, "h_dim")
         self.image_size = _check_image_size(image_size)
         self.feature_dim = h_dim
         flat = _backbone_features(base_width, image_size)
@@ -216,7 +217,7 @@ class DeepEBM(nn.Module):
         image_size: int = 32,
     ) -> None:
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.in_channels = check_count(in_channels, "in_channels")
         self.image_size = _check_image_size(image_size)
         self.residual_net = _residual_net(
             in_channels, base_width=base_width, blocks_per_stage=blocks_per_stage
@@ -255,9 +256,9 @@ class ConvGaussianPosteriorNet(nn.Module):
         self, in_channels: int, h_dim: int, *, width: int = 64, image_size: int = 32
     ) -> None:
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.h_dim = check_positive_int(h_dim, "h_dim")
-        check_positive_int(width, "width")
+        self.in_channels = check_count(in_channels, "in_channels")
+        self.h_dim = check_count(h_dim, "h_dim")
+        check_count(width, "width")
         self.image_size = _check_image_size(image_size)
         layers: list[nn.Module] = []
         channels = in_channels

@@ -19,7 +19,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ebm_models._checks import check_data, check_positive_int
+from ebm_models._checks import check_data
+from ebm_models._common_checks import check_count
 
 
 class GaussianEBLVM(nn.Module):
@@ -40,8 +41,8 @@ class GaussianEBLVM(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int(v_dim, "v_dim")
-        check_positive_int(h_dim, "h_dim")
+        check_count(v_dim, "v_dim")
+        check_count(h_dim, "h_dim")
         self.v_dim = v_dim
         self.h_dim = h_dim
         self.W = nn.Parameter(weight_std * torch.randn(v_dim, h_dim, generator=generator))
@@ -145,7 +146,7 @@ class GaussianEBLVM(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` exact visible samples by ancestral sampling. -> (n, D)."""
-        check_positive_int(n, "n")
+        check_count(n, "n")
         dtype, device = self.W.dtype, self.W.device
         prior_mean = self.h_std.square() * (self.c + self.b @ self.W)
         eps_h = torch.randn(n, self.h_dim, generator=generator, dtype=dtype, device=device)
@@ -174,7 +175,7 @@ class ExactGaussianPosterior:
 
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws μ(v) + L⁻ᵀε with C = LLᵀ. v: (B, D) -> (n, B, H)."""
-        check_positive_int(n, "n")
+        check_count(n, "n")
         check_data(v, (self.model.v_dim,), "v", dtype=self.model.W.dtype)
         chol = self.model._precision_cholesky()
         mean = self.model._posterior_mean(v, chol)

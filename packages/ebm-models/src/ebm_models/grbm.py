@@ -1,5 +1,5 @@
 """Gaussian-Bernoulli restricted Boltzmann machine and its conditionals (block-Gibbs
-sampling from them is ``eblvm_eval.gibbs_kernel``).
+sampling from them is ``eblvm_eval.gibbs_transition``).
 
 E(v, h) = ½‖(v − b)/σ‖² − cᵀh − vᵀWh,   v ∈ R^D, h ∈ {0, 1}^H, σ = exp(log_std).
 
@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ebm_models._checks import check_data, check_latents, check_positive_int
+from ebm_models._checks import check_data, check_latents
+from ebm_models._common_checks import check_count
 
 
 class GRBM(nn.Module):
@@ -36,8 +37,8 @@ class GRBM(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int(v_dim, "v_dim")
-        check_positive_int(h_dim, "h_dim")
+        check_count(v_dim, "v_dim")
+        check_count(h_dim, "h_dim")
         self.v_dim = v_dim
         self.h_dim = h_dim
         self.W = nn.Parameter(weight_std * torch.randn(v_dim, h_dim, generator=generator))
@@ -134,7 +135,7 @@ class ExactBernoulliPosterior:
 
     def rsample(self, v: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n exact draws h ~ p(h | v). v: (B, D) -> (n, B, H)."""
-        check_positive_int(n, "n")
+        check_count(n, "n")
         probs = self.probs(v).detach()
         return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
 

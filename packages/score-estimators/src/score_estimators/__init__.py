@@ -18,9 +18,10 @@ from score_estimators.fitting import (
     energy_at,
     fisher_loss,
     fit_posterior,
+    fit_steps,
     kl_loss,
 )
-from score_estimators.langevin import Langevin
+from score_estimators.langevin import Langevin, langevin_move
 from score_estimators.posteriors import BernoulliPosterior, GaussianPosterior
 from score_estimators.protocols import (
     ConditionedEnergy,
@@ -61,10 +62,12 @@ __all__ = [
     "energy_at",
     "fisher_loss",
     "fit_posterior",
+    "fit_steps",
     "kl_loss",
+    "langevin_move",
     "standard_noise",
     "unroll_posterior",
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -1,12 +1,16 @@
-"""Argument checks at the package's public boundary."""
+"""Checks of the estimators' own arguments at the package's public boundary; the checks
+every package states the same way are in ``_common_checks``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+from score_estimators._common_checks import values_readable
 
 
 def check_data(v: object, name: str = "v", *, finite: bool = True) -> Tensor:
@@ -60,13 +64,6 @@ def _parameter_dtype(owner: object) -> torch.dtype | None:
     return None
 
 
-def check_count(value: object, name: str, minimum: int = 1) -> int:
-    """Refuse anything but an integer of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_positive(value: object, name: str) -> float:
     """Refuse anything but a finite positive number."""
     if (
@@ -75,6 +72,13 @@ def check_positive(value: object, name: str) -> float:
         or not 0 < value < float("inf")
     ):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value: object, name: str) -> float:
+    """Refuse anything but a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
     return float(value)
 
 
@@ -96,12 +100,3 @@ def check_energy_values(values: Tensor, n: int, batch: int) -> Tensor:
             f"({n}, {batch}), got {tuple(values.shape)}"
         )
     return values
-
-
-def values_readable(t: Tensor) -> bool:
-    """Whether a check may read t's values now: not while torch records the code as a graph
-    (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;
-    the caller outside checks its inputs instead."""
-    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
-        return False
-    return not torch._C._functorch.is_functorch_wrapped_tensor(t)

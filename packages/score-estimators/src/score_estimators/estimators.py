@@ -25,13 +25,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from score_estimators._checks import (
-    check_count,
     check_data,
     check_energy_values,
     check_positive,
     check_samples,
     dtypes_named,
 )
+from score_estimators._common_checks import check_count
 from score_estimators.fitting import draw, energy_at, kl_loss
 from score_estimators.langevin import Langevin
 from score_estimators.protocols import (

@@ -9,19 +9,13 @@ draws (a gradient from h to φ) and refuse draws that carry none.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import Tensor, nn
 
-from score_estimators._checks import (
-    check_count,
-    check_data,
-    check_energy_values,
-    check_samples,
-    dtypes_named,
-    values_readable,
-)
+from score_estimators._checks import check_data, check_energy_values, check_samples, dtypes_named
+from score_estimators._common_checks import check_count, check_reduction, values_readable
 from score_estimators.protocols import (
     ConditionedEnergy,
     Energy,
@@ -113,7 +107,7 @@ def kl_loss(
     Reparameterised draws, from ``noise`` (n_samples, B, ...) when given; averaged over
     the batch (``reduction="mean"``: scalar) or per example (``"none"``: (B,)).
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     h, log_q = _draw_with_log_q(posterior, v, n_samples, generator, noise)
     _check_reparameterised(h, log_q)
     with dtypes_named(energy, v, h):
@@ -141,7 +135,7 @@ def fisher_loss(
     noise levels, as the paper's code does), then averaged over the batch
     (``reduction="mean"``: scalar) or not (``"none"``: (B,)).
     """
-    _check_reduction(reduction)
+    check_reduction(reduction)
     check_data(v)
     check_count(n_samples, "n_samples")
     h = draw(posterior, v, n_samples, generator=generator, noise=noise)
@@ -157,11 +151,6 @@ def fisher_loss(
     if sample_weights is not None:
         per_example = per_example * _check_weights(sample_weights, len(v))
     return per_example.mean() if reduction == "mean" else per_example
-
-
-def _check_reduction(reduction: object) -> None:
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
 def _check_weights(weights: object, batch: int) -> Tensor:
@@ -186,6 +175,34 @@ def at_fixed_v(energy: Energy, v: Tensor) -> Energy:
     return energy_at_fixed_v
 
 
+State = TypeVar("State")
+
+
+def fit_steps(
+    energy: Energy,
+    v: Tensor,
+    state: State,
+    step: Callable[[Energy, State, int], tuple[State, Tensor]],
+    *,
+    steps: int,
+) -> tuple[State, Tensor | None]:
+    """The loop of every posterior fit: ``steps`` times ``state, loss = step(fixed, state,
+    k)``, k = 0, 1, …, with ``fixed`` the energy at fixed v (:func:`at_fixed_v`, its
+    v-part built once): θ and v stay fixed while φ moves.
+
+    ``state`` is whatever the update carries (φ and its optimiser state for a
+    functional fit, nothing for :func:`fit_posterior`, whose optimiser holds it).
+    Returns the last state and the last step's loss (None when ``steps`` is 0).
+    """
+    if not steps:
+        return state, None
+    fixed = at_fixed_v(energy, v)
+    loss = None
+    for k in range(steps):
+        state, loss = step(fixed, state, k)
+    return state, loss
+
+
 def fit_posterior(
     energy: Energy,
     posterior: nn.Module,
@@ -200,17 +217,16 @@ def fit_posterior(
     """Take ``steps`` optimiser steps on ``loss`` for one minibatch v: (B, ...).
 
     Only φ (the posterior's parameters) receives gradients; θ's ``.grad`` is left
-    untouched. Returns the loss before the last step. The energy's v-part is built
-    once and shared by the steps (:func:`at_fixed_v`): θ and v are fixed while φ moves.
+    untouched. Returns the loss before the last step (NaN without steps). The energy's
+    v-part is built once and shared by the steps (:func:`fit_steps`).
     """
     check_count(steps, "steps", minimum=0)
     v = check_data(v).detach()
     phi = [p for p in posterior.parameters() if p.requires_grad]
     if not phi:
         raise ValueError("posterior has no trainable parameters to fit")
-    fixed_v_energy = at_fixed_v(energy, v) if steps else energy
-    value = float("nan")
-    for _ in range(steps):
+
+    def step(fixed_v_energy: Energy, state: None, k: int) -> tuple[None, Tensor]:
         optimizer.zero_grad(set_to_none=True)
         objective = loss(
             fixed_v_energy, cast(Posterior, posterior), v, n_samples=n_samples, generator=generator
@@ -219,5 +235,7 @@ def fit_posterior(
             raise FloatingPointError(f"posterior loss is not finite: {objective.item()}")
         objective.backward(inputs=phi)
         optimizer.step()
-        value = objective.item()
-    return value
+        return None, objective.detach()
+
+    _, last = fit_steps(energy, v, None, step, steps=steps)
+    return float("nan") if last is None else last.item()

@@ -18,19 +18,26 @@ exists to disagree with the first.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from score_estimators._checks import check_count, check_energy_values, check_positive
+from score_estimators._checks import check_energy_values, check_non_negative, check_positive
+from score_estimators._common_checks import check_count
 
 
-def _check_non_negative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return float(value)
+def langevin_move(
+    position: Tensor, energy_grad: Tensor, *, step_size: float, noise_std: float, noise: Tensor
+) -> Tensor:
+    """One Langevin move x − step_size · ∇E(x) + noise_std · ε, all of shape (B, ...)
+    (or (n, B, ...)): with the score s = −∇E, x + step_size · s(x) + noise_std · ε.
+
+    The update of every Langevin sampler of the toolkit: this package's refinement in h
+    and eblvm-eval's samplers in v. No checks and no graph handling: the callers check
+    their arguments once and decide what is detached.
+    """
+    return position - step_size * energy_grad + noise_std * noise
 
 
 class Langevin:
@@ -39,7 +46,7 @@ class Langevin:
     def __init__(self, steps: int = 5, *, step_size: float = 1e-2, noise_std: float = 1e-4):
         self.steps = check_count(steps, "steps", minimum=0)
         self.step_size = check_positive(step_size, "step_size")
-        self.noise_std = _check_non_negative(noise_std, "noise_std")
+        self.noise_std = check_non_negative(noise_std, "noise_std")
 
     def __repr__(self) -> str:
         return (
@@ -77,5 +84,7 @@ class Langevin:
                 if noise is None
                 else noise[step]
             )
-            h = (node.detach() - self.step_size * grad + self.noise_std * eps).detach()
+            h = langevin_move(
+                node.detach(), grad, step_size=self.step_size, noise_std=self.noise_std, noise=eps
+            ).detach()
         return h

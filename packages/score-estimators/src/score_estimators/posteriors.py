@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from score_estimators._checks import check_count, check_data, check_positive, dtypes_named
+from score_estimators._checks import check_data, check_positive, dtypes_named
+from score_estimators._common_checks import check_count
 from score_estimators.protocols import standard_noise
 
 T = TypeVar("T")

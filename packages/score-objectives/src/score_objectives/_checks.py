@@ -1,18 +1,18 @@
-"""Validation shared by the objectives; every refusal names the argument."""
+"""Checks of the objectives' own arguments (data, injected noise, score functions); the
+checks every package states the same way are in ``_common_checks``."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
+from ._common_checks import values_readable
+
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
-REDUCTIONS = ("mean", "none")
 
-
-def check_data(v: object, *, name: str = "v") -> torch.Tensor:
+def check_data(v: object, name: str = "v") -> torch.Tensor:
     """A floating tensor, not float16, with a batch axis and at least one more axis,
     non-empty and finite."""
     if not isinstance(v, torch.Tensor):
@@ -39,36 +39,6 @@ def check_not_half(t: torch.Tensor, *, what: str) -> None:
             "squared norms and kernel terms, which overflow to inf or NaN; use float32 or "
             "bfloat16 (a float16 model can cast inside score_fn)"
         )
-
-
-def check_reduction(reduction: object) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return str(reduction)
-
-
-def check_choice(value: object, *, name: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return str(value)
-
-
-def check_positive(value: object, *, name: str) -> float:
-    """A finite real number > 0 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
-
-
-def check_count(value: object, *, name: str) -> int:
-    """An integer >= 1 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def check_noise(
@@ -125,12 +95,3 @@ def check_input_graph(s: torch.Tensor) -> None:
 def reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     """``(B,)`` per-sample values, or their mean."""
     return per_sample.mean() if reduction == "mean" else per_sample
-
-
-def values_readable(t: torch.Tensor) -> bool:
-    """Whether a check may read t's values now: not while torch records the code as a graph
-    (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;
-    the caller outside checks its inputs instead."""
-    if torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
-        return False
-    return not torch._C._functorch.is_functorch_wrapped_tensor(t)

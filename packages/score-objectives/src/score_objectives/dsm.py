@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import (
-    ScoreFn,
-    call_score,
-    check_data,
-    check_noise,
-    check_positive,
-    check_reduction,
-    reduce,
-)
+from ._checks import ScoreFn, call_score, check_data, check_noise, reduce
+from ._common_checks import check_real, check_reduction
 
 
 def dsm(
@@ -39,7 +32,7 @@ def dsm(
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
     """
     check_data(v)
-    sigma = check_positive(sigma, name="sigma")
+    sigma = check_real(sigma, "sigma", positive=True)
     reduction = check_reduction(reduction)
     if noise is None:
         noise = torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device)

@@ -6,15 +6,8 @@ import math
 
 import torch
 
-from ._checks import (
-    ScoreFn,
-    call_score,
-    check_data,
-    check_not_half,
-    check_reduction,
-    reduce,
-    values_readable,
-)
+from ._checks import ScoreFn, call_score, check_data, check_not_half, reduce
+from ._common_checks import check_reduction, values_readable
 
 _SAMPLE = 8192  # values in the sample that brackets the median of many
 
@@ -55,8 +48,8 @@ def rbf_stein_kernel(
         score_x, score_y: the scores at x and y, of their shapes.
         bandwidth: h > 0, a number or a 0-dim tensor.
     """
-    check_data(x, name="x")
-    check_data(y, name="y")
+    check_data(x, "x")
+    check_data(y, "y")
     if x.shape[1:] != y.shape[1:]:
         raise ValueError(
             f"y must have x's trailing shape {tuple(x.shape[1:])}, got {tuple(y.shape[1:])}"

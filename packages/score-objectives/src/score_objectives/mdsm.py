@@ -6,16 +6,13 @@ import math
 
 import torch
 
-from ._checks import (
-    ScoreFn,
-    call_score,
+from ._checks import ScoreFn, call_score, check_data, check_noise, reduce
+from ._common_checks import (
     check_choice,
-    check_count,
-    check_data,
-    check_noise,
-    check_positive,
+    check_float_dtype,
+    check_int,
+    check_real,
     check_reduction,
-    reduce,
     values_readable,
 )
 
@@ -39,12 +36,10 @@ def noise_levels(
     of one gets ``sigma_min``). Computed in float64, returned in the floating
     ``dtype`` (default: torch's default dtype) on ``device``.
     """
-    batch_size = check_count(batch_size, name="batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     sigma_min, sigma_max = _check_range(sigma_min, sigma_max)
-    schedule = check_choice(schedule, name="schedule", choices=SCHEDULES)
-    dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    schedule = check_choice(schedule, "schedule", SCHEDULES)
+    dtype = check_float_dtype(torch.get_default_dtype() if dtype is None else dtype)
     if schedule == "linear":
         levels = torch.linspace(sigma_min, sigma_max, batch_size, dtype=torch.float64)
     else:
@@ -89,7 +84,7 @@ def mdsm(
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
     """
     check_data(v)
-    sigma0 = check_positive(sigma0, name="sigma0")
+    sigma0 = check_real(sigma0, "sigma0", positive=True)
     reduction = check_reduction(reduction)
     sigmas = _levels(v, sigma_min, sigma_max, schedule, levels).reshape(-1, *([1] * (v.dim() - 1)))
     if noise is None:
@@ -136,8 +131,8 @@ def _levels(
 
 
 def _check_range(sigma_min: object, sigma_max: object) -> tuple[float, float]:
-    low = check_positive(sigma_min, name="sigma_min")
-    high = check_positive(sigma_max, name="sigma_max")
+    low = check_real(sigma_min, "sigma_min", positive=True)
+    high = check_real(sigma_max, "sigma_max", positive=True)
     if low > high:
         raise ValueError(f"sigma_min must be <= sigma_max, got {low} > {high}")
     return low, high

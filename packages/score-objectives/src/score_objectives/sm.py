@@ -9,10 +9,10 @@ from ._checks import (
     call_score,
     check_data,
     check_input_graph,
-    check_reduction,
     differentiable_input,
     reduce,
 )
+from ._common_checks import check_reduction
 
 _DIRECTIONS_PER_PASS = 16
 

@@ -7,15 +7,13 @@ import torch
 from ._checks import (
     ScoreFn,
     call_score,
-    check_choice,
-    check_count,
     check_data,
     check_input_graph,
     check_noise,
-    check_reduction,
     differentiable_input,
     reduce,
 )
+from ._common_checks import check_choice, check_int, check_reduction
 
 PROJECTIONS = ("rademacher", "gaussian")
 
@@ -47,8 +45,8 @@ def ssm(
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
     """
     check_data(v)
-    n_projections = check_count(n_projections, name="n_projections")
-    projection = check_choice(projection, name="projection", choices=PROJECTIONS)
+    n_projections = check_int(n_projections, "n_projections")
+    projection = check_choice(projection, "projection", PROJECTIONS)
     reduction = check_reduction(reduction)
     shape = (n_projections, *v.shape)
     if noise is None:

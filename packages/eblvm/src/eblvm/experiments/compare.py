@@ -33,6 +33,7 @@ from eblvm.runs import (
     write_json,
 )
 from eblvm.settings import Settings
+from eblvm_eval.files import write_atomically
 
 CONVERGED_WITHIN = 0.02  # nats: a method has converged once within this of its final value
 
@@ -229,10 +230,10 @@ def _plot(
     axis.set_title(f"mean ± std over {len(seeds)} seed(s)")
     axis.legend(fontsize="small")
     figure.tight_layout()
-    tmp = out / ".comparison.png.tmp"
-    figure.savefig(tmp, format="png", dpi=120)
+    write_atomically(
+        out / "comparison.png", lambda file: figure.savefig(file, format="png", dpi=120)
+    )
     plt.close(figure)
-    tmp.replace(out / "comparison.png")
 
 
 def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood") -> str:

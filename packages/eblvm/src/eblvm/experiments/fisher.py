@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from eblvm._common_checks import check_count
 from eblvm.experiments.bias import _png
 from eblvm.runs import atomic_write_bytes
 from eblvm_eval import (
@@ -26,7 +27,6 @@ from eblvm_eval import (
     learned_fisher_divergence,
     perturbed_grbm,
 )
-from eblvm_eval.fisher import _check_count
 
 F3_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -119,7 +119,7 @@ def run_fisher_experiment(
         h_dim, n_exact, n_held_out, posterior_steps = 50, 100000, 10000, 1000
         steps, batch_size, width, eval_every = 2000, 500, 128, 250
     for dim in dims:
-        _check_count(dim, "dims")
+        check_count(dim, "dims")
     generator = torch.Generator().manual_seed(seed)
     model_generator = torch.Generator().manual_seed(seed + 1)
     rows = []
