@@ -3,6 +3,7 @@ model family (GRBMs; deep EBLVMs and EBMs on images), a training step composed o
 libraries' parts, stacks of runs compiled into one step, the paper's experiments as
 presets, and the ``eblvm`` command."""
 
+from eblvm import _openmp  # noqa: F401  (before torch loads)
 from eblvm.custom import ModelTask
 from eblvm.experiments.compare import compare
 from eblvm.loop import RunView, Task, train, train_stack
