@@ -130,6 +130,24 @@ class DeepIteration(_Timing):
     timeout = 600.0
 
 
+class ImageStep:
+    """Wall time of the deep EBLVM's training step on the CPU as a user gets it
+    (``mnist-vages-mdsm`` at width 32, batch 64, one thread unless
+    ``EBLVM_BENCH_THREADS``), against the eager step of the written-out network (its
+    pools after the convolutions): compare the two in one run."""
+
+    params = (list(w.IMAGE_STEP_VARIANTS),)
+    param_names = ("variant",)
+    timeout = 600.0
+
+    def setup(self, variant: str) -> None:
+        self.iteration = w.image_step_iteration(variant)
+        self.iteration.step()  # warm-up: optimiser state, allocator, kernels
+
+    def time_iteration(self, variant: str) -> None:
+        self.iteration.step()
+
+
 class DeepIterationMemory(_Memory):
     """CPU memory of one deep training iteration."""
 

@@ -27,6 +27,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from ebm_models import GRBM, ConvGaussianPosteriorNet, DeepEBLVM
+from ebm_models.deep import _ResidualBlock
 from score_estimators import BernoulliPosterior, GaussianPosterior
 
 FULL_ON_CPU = "EBLVM_BENCH_FULL_CPU"
@@ -454,3 +455,50 @@ def langevin_workload(
     with torch.no_grad():
         mean, _ = posterior.mean_and_log_std(images)
     return conditional_score(energy, mean), deep_images(size, dev, seed=seed + 2)
+
+
+# --- the deep step on a CPU, as a user gets it --------------------------------------
+
+IMAGE_STEP_VARIANTS = ("default", "written-out")
+
+
+def _pool_after_conv(block: nn.Module, x: Tensor) -> Tensor:
+    """A residual block as the paper writes it: pool(conv₂(ELU(conv₁(ELU(x))))) plus the
+    shortcut of the pooled x (the deep models compute the pool inside the convolution)."""
+    residual = block.conv2(torch.nn.functional.elu(block.conv1(torch.nn.functional.elu(x))))
+    if block.down:
+        residual = torch.nn.functional.avg_pool2d(residual, 2)
+        x = torch.nn.functional.avg_pool2d(x, 2)
+    return block.shortcut(x) + residual
+
+
+def image_step_iteration(variant: str, *, seed: int = 0) -> Iteration:
+    """The eager training step of ``mnist-vages-mdsm`` on the CPU at width 32, one block
+    per stage, posterior width 16, batch 64 (L = 2 refined by 5 Langevin steps, K = 5
+    posterior steps), on random 1×32×32 images: ``default`` as the trainer builds it,
+    ``written-out`` with the residual blocks' pool after the convolution (the step
+    before the deep models computed it inside the convolution)."""
+    if variant not in IMAGE_STEP_VARIANTS:
+        raise ValueError(f"variant must be one of {IMAGE_STEP_VARIANTS}, got {variant!r}")
+    settings = eblvm("presets").get_preset("mnist-vages-mdsm")
+    settings = eblvm("settings").apply_overrides(
+        settings,
+        [
+            "dataset=random",
+            "channels=1",
+            "image_size=32",
+            "base_width=32",
+            "blocks_per_stage=1",
+            "posterior_width=16",
+            "batch_size=64",
+            f"seed={seed}",
+            "device=cpu",
+        ],
+    )
+    model = eblvm("images.models").build_model(settings)
+    if variant == "written-out":
+        for module in model.energy.modules():
+            if isinstance(module, _ResidualBlock):
+                module.forward = _pool_after_conv.__get__(module)
+    v = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(seed + 1))
+    return _iteration(settings, model, v)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -488,6 +491,18 @@ def test_train_runs_an_image_preset(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "after 2 iterations" in printed and "FID evaluation is off" in printed
     assert (out / "summary.json").exists()
+    assert torch.get_num_threads() == ImageTask.cpu_threads == 2  # not told --threads
+    once = ["train", "random-vages-mdsm", "--out", str(tmp_path / "one"), "--no-progress"]
+    assert main([*once, "--threads", "1", *[f"--set={a}" for a in assigned]]) == 0
+    assert torch.get_num_threads() == 1
+
+
+def test_the_command_makes_openmp_workers_sleep_while_they_wait():
+    script = "import sys, eblvm, os; sys.stdout.write(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = functools.partial(subprocess.run, [sys.executable, "-c", script], capture_output=True)
+    assert run(env=env, check=True).stdout == b"PASSIVE"
+    assert run(env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True).stdout == b"ACTIVE"
 
 
 def test_sample_and_fid_need_a_trained_image_run(tmp_path, capsys):

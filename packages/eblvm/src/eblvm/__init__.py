@@ -6,6 +6,7 @@ presets, and the ``eblvm`` command."""
 import warnings
 from typing import Any
 
+from eblvm import _openmp  # noqa: F401  (before torch loads)
 from eblvm.custom import ModelTask
 from eblvm.experiments.compare import compare
 from eblvm.families import Family, register_family

@@ -29,6 +29,7 @@ class ModelTask:
 
     stackable = False
     compile_by_default = False
+    cpu_threads = 1
 
     def __init__(
         self,

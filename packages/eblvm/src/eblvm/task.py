@@ -44,13 +44,16 @@ class Task(Protocol):
     """A model family: data, models and evaluation; the loop does the rest.
 
     ``stackable``: runs of one shape can train as one stack (their modules map over a
-    run axis); ``compile_by_default``: ``compile=auto`` compiles its step.
+    run axis); ``compile_by_default``: ``compile=auto`` compiles its step;
+    ``cpu_threads``: the torch threads the ``eblvm`` command gives its runs on a CPU
+    unless ``--threads`` says otherwise.
     ``selection``: the evaluation key that picks ``best.pt`` and whether higher
     (``max``) or lower (``min``) is better, or None.
     """
 
     stackable: bool
     compile_by_default: bool
+    cpu_threads: int
 
     @property
     def train_size(self) -> int: ...

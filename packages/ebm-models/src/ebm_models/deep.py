@@ -46,25 +46,46 @@ def _dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
+def _pooled_kernel(weight: Tensor) -> Tensor:
+    """The 4×4 kernel of a 3×3 convolution followed by a 2×2 mean pool: applied with
+    stride 2, it computes both at once with 16/36 of the convolution's products.
+    weight: (O, I, 3, 3) -> (O, I, 4, 4)."""
+    shifted = [F.pad(weight, (left, 1 - left, top, 1 - top)) for top in (0, 1) for left in (0, 1)]
+    return sum(shifted[1:], shifted[0]) / 4
+
+
+def _pooled_pointwise(weight: Tensor) -> Tensor:
+    """The 2×2 stride-2 kernel of a 2×2 mean pool followed by a 1×1 convolution.
+    weight: (O, I, 1, 1) -> (O, I, 2, 2)."""
+    return weight.expand(-1, -1, 2, 2) / 4
+
+
 class _ResidualBlock(nn.Module):
     """Pre-activation block: shortcut(x) + pool(conv₂(ELU(conv₁(ELU(x))))).
 
     With ``down`` the pool halves the resolution (2×2 mean) and the shortcut is a
     1×1 convolution of the pooled x; otherwise the pool is the identity, and so is
-    the shortcut unless the width changes."""
+    the shortcut unless the width changes. A pool after a convolution is computed as
+    one stride-2 convolution of the pooled kernel (the same function, summed in
+    another order, with fewer products)."""
 
     def __init__(self, in_width: int, out_width: int, *, down: bool) -> None:
         super().__init__()
+        self.down = down
         self.conv1 = nn.Conv2d(in_width, in_width, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(in_width, out_width, 3, padding=1)
-        self.pool: nn.Module = nn.AvgPool2d(2) if down else nn.Identity()
         self.shortcut: nn.Module = (
             nn.Conv2d(in_width, out_width, 1) if down or in_width != out_width else nn.Identity()
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        residual = self.pool(self.conv2(F.elu(self.conv1(F.elu(x)))))
-        return self.shortcut(self.pool(x)) + residual
+        inner = F.elu(self.conv1(F.elu(x)))
+        if not self.down:
+            return self.shortcut(x) + self.conv2(inner)
+        assert isinstance(self.shortcut, nn.Conv2d)
+        conv2, shortcut = self.conv2, self.shortcut
+        residual = F.conv2d(inner, _pooled_kernel(conv2.weight), conv2.bias, stride=2, padding=1)
+        return F.conv2d(x, _pooled_pointwise(shortcut.weight), shortcut.bias, stride=2) + residual
 
 
 def _residual_net(in_channels: int, *, base_width: int, blocks_per_stage: int) -> nn.Sequential:

@@ -116,6 +116,7 @@ class GRBMTask:
 
     stackable = True
     compile_by_default = True
+    cpu_threads = 1
 
     def __init__(self, settings: Settings) -> None:
         self.splits = load_splits(settings)

@@ -63,6 +63,7 @@ class ImageTask:
 
     stackable = False
     compile_by_default = False
+    cpu_threads = 2
 
     def __init__(self, settings: Settings) -> None:
         self.ranks: Ranks = init_ranks(settings.device)
