@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nox
@@ -63,6 +64,10 @@ nox.options.sessions = ["lint", "typecheck", "tests", "isolated"]
 nox.options.reuse_existing_virtualenvs = False
 
 
+def _import_name(package: str) -> str:
+    return package.replace("-", "_")
+
+
 def _install_packages(session: nox.Session, names: list[str], extras: str = "") -> None:
     paths = [f"{ROOT / 'packages' / name}{extras}" for name in names]
     session.install(*CONSTRAINTS, *paths)
@@ -102,6 +107,44 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy")
     sources = [str(ROOT / "packages" / name / "src") for name in PACKAGES]
     session.run("mypy", *sources)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Every package's sdist and wheel (the wheel built from the sdist), checked by
+    ``twine check --strict``; then each wheel alone in a fresh environment, with the
+    wheels of the local packages it needs, imported."""
+    session.install("build", "twine")
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for name in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT / "packages" / name))
+    session.run("twine", "check", "--strict", *sorted(str(path) for path in dist.iterdir()))
+    for name in PACKAGES:
+        venv = tmp / f"alone-{name}"
+        session.run("python", "-m", "venv", "--clear", str(venv))
+        python = str(venv / "bin" / "python")
+        wheels = [str(_wheel(dist, needed)) for needed in sorted(_closure(name))]
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            *CONSTRAINTS,
+            "--find-links",
+            str(dist),
+            *wheels,
+            external=True,
+        )
+        session.run(python, "-c", f"import {_import_name(name)}", external=True)
+
+
+def _wheel(dist: Path, package: str) -> Path:
+    """The one wheel of ``package`` in ``dist``."""
+    (wheel,) = dist.glob(f"{_import_name(package)}-*.whl")
+    return wheel
 
 
 @nox.session
