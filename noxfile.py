@@ -7,7 +7,10 @@
 - ``lint``, ``typecheck``: ruff and mypy over the sources.
 - ``main``: the README's main job, a real training run with evaluation.
 - ``bench``: a quick asv pass over the working tree and the performance goals'
-  ratios (``benchmarks/README.md``).
+  ratios (``benchmarks/README.md``); earlier results are kept
+  (``benchmarks/.asv``), ``-- publish`` writes their dashboard.
+- ``docs``: the documentation site (``mkdocs build --strict`` into ``site/``).
+- ``build``: every package's sdist and wheel, checked, each wheel installed alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 from pathlib import Path
 
 import nox
@@ -107,6 +111,49 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy")
     sources = [str(ROOT / "packages" / name / "src") for name in PACKAGES]
     session.run("mypy", *sources)
+
+
+# KaTeX typesets the site's math in the browser; the site carries it (no CDN).
+KATEX = "katex@0.16.47"
+KATEX_FILES = ("katex.min.js", "katex.min.css", "fonts/", "contrib/auto-render.min.js")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site in site/: the hand-written pages under docs/, the package
+    READMEs included, every package's API from its docstrings and the ``eblvm``
+    command's help (which is why the packages are installed); warnings are errors."""
+    _install_packages(session, PACKAGES)
+    session.install("mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    tmp = Path(session.create_tmp()).resolve()
+    for old in tmp.glob("katex-*.tgz"):
+        old.unlink()
+    session.run("npm", "pack", KATEX, "--silent", "--pack-destination", str(tmp), external=True)
+    (archive,) = tmp.glob("katex-*.tgz")
+    katex = ROOT / "docs" / "assets" / "katex"
+    shutil.rmtree(katex, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        prefix = "package/dist/"
+        members = [
+            member
+            for member in tar.getmembers()
+            if member.isfile()
+            and any(member.name.startswith(prefix + wanted) for wanted in KATEX_FILES)
+        ]
+        for member in members:
+            member.name = member.name.removeprefix(prefix)
+        tar.extractall(katex, members=members, filter="data")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(ROOT / "mkdocs.yml"),
+        "--site-dir",
+        str(ROOT / "site"),
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session
