@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import tarfile
@@ -215,29 +216,55 @@ RATIO_BENCHMARKS = (
 STACKED = r"training\.StackedGRBM\."
 
 
-@nox.session
-def bench(session: nox.Session) -> None:
-    """A quick asv pass over the working tree, then the goals' ratios from that run
-    (``nox -s bench -- readme`` also writes them into benchmarks/README.md; ``stacks``
-    adds every checkerboard method's compiled stacks)."""
-    _install_packages(session, PACKAGES)
-    session.install("asv")
+# Results accumulate here across runs (git-ignored), one folder per machine, so that
+# `nox -s bench -- publish` draws each benchmark's history over commits.
+ASV_DIR = BENCHMARKS / ".asv"
+
+
+def _asv_config(session: nox.Session) -> tuple[Path, str]:
+    """asv's configuration for this checkout (results kept in benchmarks/.asv, graphs
+    along the branch checked out) and the machine name the results are filed under:
+    ``EBLVM_BENCH_MACHINE``, else the host's name."""
     tmp = Path(session.create_tmp()).resolve()
+    branch = session.run(
+        "git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD", external=True, silent=True
+    )
     conf = json.loads((BENCHMARKS / "asv.conf.json").read_text())
     conf.update(
         repo=str(ROOT),
         benchmark_dir=str(BENCHMARKS / "benchmarks"),
-        results_dir=str(tmp / "results"),
-        html_dir=str(tmp / "html"),
+        results_dir=str(ASV_DIR / "results"),
+        html_dir=str(ASV_DIR / "html"),
         env_dir=str(tmp / "env"),
     )
+    if str(branch).strip() != "HEAD":  # not detached
+        conf["branches"] = [str(branch).strip()]
     config = tmp / "asv.conf.json"
     config.write_text(json.dumps(conf, indent=2))
-    head = session.run("git", "-C", str(ROOT), "rev-parse", "HEAD", external=True, silent=True)
+    return config, os.environ.get("EBLVM_BENCH_MACHINE") or platform.node() or "local"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """A quick asv pass over the working tree, then the goals' ratios from that run
+    (``nox -s bench -- readme`` also writes them into benchmarks/README.md; ``stacks``
+    adds every checkerboard method's compiled stacks). Results are kept in
+    benchmarks/.asv/results beside the earlier runs'; ``nox -s bench -- publish``
+    writes their dashboard into benchmarks/.asv/html instead of running anything."""
+    session.install("asv")
+    config, machine = _asv_config(session)
+    if "publish" in session.posargs:
+        session.run("asv", "publish", "--config", str(config))
+        session.log(f"dashboard: {ASV_DIR / 'html' / 'index.html'} (asv preview serves it)")
+        return
+    _install_packages(session, PACKAGES)
+    head = str(
+        session.run("git", "-C", str(ROOT), "rev-parse", "HEAD", external=True, silent=True)
+    ).strip()
     env = {"EBLVM_BENCH_THREADS": os.environ.get("EBLVM_BENCH_THREADS", "1")}
-    run = ["asv", "run", "--config", str(config), "--python=same"]
-    run += ["--set-commit-hash", str(head).strip()]
-    session.run("asv", "machine", "--yes", "--config", str(config))
+    run = ["asv", "run", "--config", str(config), "--python=same", "--machine", machine]
+    run += ["--set-commit-hash", head]
+    session.run("asv", "machine", "--yes", "--machine", machine, "--config", str(config))
     # `nox -s bench -- stacks` also times every checkerboard method's stacks (once each).
     skipped = RATIO_BENCHMARKS if "stacks" in session.posargs else f"{RATIO_BENCHMARKS}|{STACKED}"
     session.run(*run, "--quick", "--bench", f"^(?!{skipped})", env=env)
@@ -254,5 +281,8 @@ def bench(session: nox.Session) -> None:
         "--record-samples",
         env=env,
     )
+    # This run's file (this machine, this commit), not an earlier run's.
+    results = ASV_DIR / "results" / machine
+    latest = max(results.glob(f"{head[:8]}-*.json"), key=lambda path: path.stat().st_mtime)
     readme = ["--readme", str(BENCHMARKS / "README.md")] if "readme" in session.posargs else []
-    session.run("python", str(BENCHMARKS / "ratios.py"), "--results", str(tmp / "results"), *readme)
+    session.run("python", str(BENCHMARKS / "ratios.py"), "--file", str(latest), *readme)
