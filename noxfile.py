@@ -125,7 +125,8 @@ def docs(session: nox.Session) -> None:
     READMEs included, every package's API from its docstrings and the ``eblvm``
     command's help (which is why the packages are installed); warnings are errors."""
     _install_packages(session, PACKAGES)
-    session.install("mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    # ruff lays out the signatures
+    session.install("mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff")
     tmp = Path(session.create_tmp()).resolve()
     for old in tmp.glob("katex-*.tgz"):
         old.unlink()
