@@ -160,10 +160,12 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Every package's sdist and wheel (the wheel built from the sdist), checked by
-    ``twine check --strict``; then each wheel alone in a fresh environment, with the
-    wheels of the local packages it needs, imported."""
-    session.install("build", "twine")
+    """Every package's metadata rated by pyroma; its sdist and wheel (the wheel built
+    from the sdist), checked by ``twine check --strict``; then each wheel alone in a
+    fresh environment, with the wheels of the local packages it needs, imported."""
+    session.install("build", "twine", "pyroma")
+    for name in PACKAGES:  # packaging metadata: pyroma's rating, 8 of 10 at least
+        session.run("pyroma", "--min", "8", str(ROOT / "packages" / name))
     tmp = Path(session.create_tmp()).resolve()
     dist = tmp / "dist"
     shutil.rmtree(dist, ignore_errors=True)
