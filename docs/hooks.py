@@ -6,6 +6,8 @@
   and is never copied by hand.
 - Docstrings' reStructuredText roles (``:class:`~pkg.mod.Name```) read as code
   (``Name``) in the generated API pages.
+- A pipe escaped inside code in a README's table (``\\|``, which GitHub needs) reads
+  as a plain pipe.
 """
 
 from __future__ import annotations
@@ -79,3 +81,15 @@ class RolesAsCode(Extension):
 def on_config(config: Any, **kwargs: Any) -> Any:
     config.markdown_extensions.append(RolesAsCode())
     return config
+
+
+CODE = re.compile(r"<code>(.*?)</code>", re.S)
+ESCAPED_PIPE = "\\|"
+
+
+def _plain_pipes(match: re.Match[str]) -> str:
+    return f"<code>{match.group(1).replace(ESCAPED_PIPE, '|')}</code>"
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    return CODE.sub(_plain_pipes, html)
