@@ -7,14 +7,20 @@
 - ``lint``, ``typecheck``: ruff and mypy over the sources.
 - ``main``: the README's main job, a real training run with evaluation.
 - ``bench``: a quick asv pass over the working tree and the performance goals'
-  ratios (``benchmarks/README.md``).
+  ratios (``benchmarks/README.md``); earlier results are kept
+  (``benchmarks/.asv``), ``-- publish`` writes their dashboard.
+- ``docs``: the documentation site (``mkdocs build --strict`` into ``site/``).
+- ``build``: every package's sdist and wheel, checked, each wheel installed alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import shutil
+import tarfile
 from pathlib import Path
 
 import nox
@@ -63,6 +69,10 @@ nox.options.sessions = ["lint", "typecheck", "tests", "isolated"]
 nox.options.reuse_existing_virtualenvs = False
 
 
+def _import_name(package: str) -> str:
+    return package.replace("-", "_")
+
+
 def _install_packages(session: nox.Session, names: list[str], extras: str = "") -> None:
     paths = [f"{ROOT / 'packages' / name}{extras}" for name in names]
     session.install(*CONSTRAINTS, *paths)
@@ -104,6 +114,90 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", *sources)
 
 
+# KaTeX typesets the site's math in the browser; the site carries it (no CDN).
+KATEX = "katex@0.16.47"
+KATEX_FILES = ("katex.min.js", "katex.min.css", "fonts/", "contrib/auto-render.min.js")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site in site/: the hand-written pages under docs/, the package
+    READMEs included, every package's API from its docstrings and the ``eblvm``
+    command's help (which is why the packages are installed); warnings are errors."""
+    _install_packages(session, PACKAGES)
+    # ruff lays out the signatures
+    session.install("mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff")
+    tmp = Path(session.create_tmp()).resolve()
+    for old in tmp.glob("katex-*.tgz"):
+        old.unlink()
+    session.run("npm", "pack", KATEX, "--silent", "--pack-destination", str(tmp), external=True)
+    (archive,) = tmp.glob("katex-*.tgz")
+    katex = ROOT / "docs" / "assets" / "katex"
+    shutil.rmtree(katex, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        prefix = "package/dist/"
+        members = [
+            member
+            for member in tar.getmembers()
+            if member.isfile()
+            and any(member.name.startswith(prefix + wanted) for wanted in KATEX_FILES)
+        ]
+        for member in members:
+            member.name = member.name.removeprefix(prefix)
+        tar.extractall(katex, members=members, filter="data")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(ROOT / "mkdocs.yml"),
+        "--site-dir",
+        str(ROOT / "site"),
+        *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Every package's metadata rated by pyroma; its sdist and wheel (the wheel built
+    from the sdist), checked by ``twine check --strict``; then each wheel alone in a
+    fresh environment, with the wheels of the local packages it needs, imported."""
+    session.install("build", "twine", "pyroma")
+    for name in PACKAGES:  # packaging metadata: pyroma's rating, 8 of 10 at least
+        session.run("pyroma", "--min", "8", str(ROOT / "packages" / name))
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for name in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT / "packages" / name))
+    session.run("twine", "check", "--strict", *sorted(str(path) for path in dist.iterdir()))
+    for name in PACKAGES:
+        venv = tmp / f"alone-{name}"
+        session.run("python", "-m", "venv", "--clear", str(venv))
+        python = str(venv / "bin" / "python")
+        wheels = [str(_wheel(dist, needed)) for needed in sorted(_closure(name))]
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            *CONSTRAINTS,
+            "--find-links",
+            str(dist),
+            *wheels,
+            external=True,
+        )
+        session.run(python, "-c", f"import {_import_name(name)}", external=True)
+
+
+def _wheel(dist: Path, package: str) -> Path:
+    """The one wheel of ``package`` in ``dist``."""
+    (wheel,) = dist.glob(f"{_import_name(package)}-*.whl")
+    return wheel
+
+
 @nox.session
 def main(session: nox.Session) -> None:
     """The main job: a short checkerboard VaGES-DSM training run with evaluation."""
@@ -125,29 +219,55 @@ RATIO_BENCHMARKS = (
 STACKED = r"training\.StackedGRBM\."
 
 
-@nox.session
-def bench(session: nox.Session) -> None:
-    """A quick asv pass over the working tree, then the goals' ratios from that run
-    (``nox -s bench -- readme`` also writes them into benchmarks/README.md; ``stacks``
-    adds every checkerboard method's compiled stacks)."""
-    _install_packages(session, PACKAGES)
-    session.install("asv")
+# Results accumulate here across runs (git-ignored), one folder per machine, so that
+# `nox -s bench -- publish` draws each benchmark's history over commits.
+ASV_DIR = BENCHMARKS / ".asv"
+
+
+def _asv_config(session: nox.Session) -> tuple[Path, str]:
+    """asv's configuration for this checkout (results kept in benchmarks/.asv, graphs
+    along the branch checked out) and the machine name the results are filed under:
+    ``EBLVM_BENCH_MACHINE``, else the host's name."""
     tmp = Path(session.create_tmp()).resolve()
+    branch = session.run(
+        "git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD", external=True, silent=True
+    )
     conf = json.loads((BENCHMARKS / "asv.conf.json").read_text())
     conf.update(
         repo=str(ROOT),
         benchmark_dir=str(BENCHMARKS / "benchmarks"),
-        results_dir=str(tmp / "results"),
-        html_dir=str(tmp / "html"),
+        results_dir=str(ASV_DIR / "results"),
+        html_dir=str(ASV_DIR / "html"),
         env_dir=str(tmp / "env"),
     )
+    if str(branch).strip() != "HEAD":  # not detached
+        conf["branches"] = [str(branch).strip()]
     config = tmp / "asv.conf.json"
     config.write_text(json.dumps(conf, indent=2))
-    head = session.run("git", "-C", str(ROOT), "rev-parse", "HEAD", external=True, silent=True)
+    return config, os.environ.get("EBLVM_BENCH_MACHINE") or platform.node() or "local"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """A quick asv pass over the working tree, then the goals' ratios from that run
+    (``nox -s bench -- readme`` also writes them into benchmarks/README.md; ``stacks``
+    adds every checkerboard method's compiled stacks). Results are kept in
+    benchmarks/.asv/results beside the earlier runs'; ``nox -s bench -- publish``
+    writes their dashboard into benchmarks/.asv/html instead of running anything."""
+    session.install("asv")
+    config, machine = _asv_config(session)
+    if "publish" in session.posargs:
+        session.run("asv", "publish", "--config", str(config))
+        session.log(f"dashboard: {ASV_DIR / 'html' / 'index.html'} (asv preview serves it)")
+        return
+    _install_packages(session, PACKAGES)
+    head = str(
+        session.run("git", "-C", str(ROOT), "rev-parse", "HEAD", external=True, silent=True)
+    ).strip()
     env = {"EBLVM_BENCH_THREADS": os.environ.get("EBLVM_BENCH_THREADS", "1")}
-    run = ["asv", "run", "--config", str(config), "--python=same"]
-    run += ["--set-commit-hash", str(head).strip()]
-    session.run("asv", "machine", "--yes", "--config", str(config))
+    run = ["asv", "run", "--config", str(config), "--python=same", "--machine", machine]
+    run += ["--set-commit-hash", head]
+    session.run("asv", "machine", "--yes", "--machine", machine, "--config", str(config))
     # `nox -s bench -- stacks` also times every checkerboard method's stacks (once each).
     skipped = RATIO_BENCHMARKS if "stacks" in session.posargs else f"{RATIO_BENCHMARKS}|{STACKED}"
     session.run(*run, "--quick", "--bench", f"^(?!{skipped})", env=env)
@@ -164,5 +284,8 @@ def bench(session: nox.Session) -> None:
         "--record-samples",
         env=env,
     )
+    # This run's file (this machine, this commit), not an earlier run's.
+    results = ASV_DIR / "results" / machine
+    latest = max(results.glob(f"{head[:8]}-*.json"), key=lambda path: path.stat().st_mtime)
     readme = ["--readme", str(BENCHMARKS / "README.md")] if "readme" in session.posargs else []
-    session.run("python", str(BENCHMARKS / "ratios.py"), "--results", str(tmp / "results"), *readme)
+    session.run("python", str(BENCHMARKS / "ratios.py"), "--file", str(latest), *readme)

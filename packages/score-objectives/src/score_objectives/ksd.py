@@ -44,8 +44,10 @@ def rbf_stein_kernel(
     ``u = k [s(x)ᵀs(y) + (s(x) − s(y))ᵀ(x − y)/h² + D/h² − ‖x − y‖²/h⁴]``.
 
     Args:
-        x: ``(Bx, ...)``; y: ``(By, ...)`` with the same trailing shape.
-        score_x, score_y: the scores at x and y, of their shapes.
+        x: ``(Bx, ...)``.
+        y: ``(By, ...)``, with x's trailing shape.
+        score_x: the score at x, of x's shape.
+        score_y: the score at y, of y's shape.
         bandwidth: h > 0, a number or a 0-dim tensor.
     """
     check_data(x, "x")

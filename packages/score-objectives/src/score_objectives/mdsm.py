@@ -73,7 +73,8 @@ def mdsm(
     Args:
         score_fn: ``(B, ...) -> (B, ...)``.
         v: data, ``(B, ...)``.
-        sigma_min, sigma_max: range of noise levels, ``0 < sigma_min <= sigma_max``.
+        sigma_min: the least noise level, ``0 < sigma_min <= sigma_max``.
+        sigma_max: the greatest noise level.
         sigma0: the fixed scale σ0 > 0.
         schedule: ``"linear"`` or ``"geometric"`` (see ``noise_levels``).
         levels: explicit noise levels ``(B,)``, finite and > 0, in place of the range
