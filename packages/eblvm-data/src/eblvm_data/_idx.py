@@ -146,7 +146,8 @@ def read_idx_labels(path: Path) -> np.ndarray:
     magic, n = _LABEL_HEADER.unpack_from(raw)
     if magic != _IDX1_UBYTE_MAGIC:
         raise ValueError(
-            f"{path}: magic number {magic}, expected {_IDX1_UBYTE_MAGIC} (idx1 unsigned-byte labels)"
+            f"{path}: magic number {magic}, expected {_IDX1_UBYTE_MAGIC} "
+            "(idx1 unsigned-byte labels)"
         )
     expected = _LABEL_HEADER.size + n
     if n == 0 or len(raw) != expected:
