@@ -436,6 +436,90 @@ def _fid_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- classifier, evaluate
+
+
+def _add_classifier(commands: Any) -> None:
+    parser = commands.add_parser(
+        "classifier",
+        parents=[_SHARED],
+        help="train the Fashion-MNIST classifier of the classifier metrics and cache it",
+    )
+    parser.add_argument(
+        "--out",
+        type=_path,
+        help="weights file (default: $XDG_CACHE_HOME/eblvm/fashion-classifier.pt); its "
+        "SHA-256 is written beside it (.sha256)",
+    )
+    parser.add_argument(
+        "--data-root", type=_path, help="Fashion-MNIST's folder (default: Debian's)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=_positive, default=3)
+    parser.set_defaults(handler=_classifier)
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from eblvm.classifier import train_cached_classifier
+    from eblvm_data import FASHION_MNIST_ROOT
+
+    trained = train_cached_classifier(
+        args.out, data_root=args.data_root or FASHION_MNIST_ROOT, seed=args.seed, epochs=args.epochs
+    )
+    print(
+        f"test accuracy {trained.test_accuracy:.4f} after {trained.seconds:.1f} s of training; "
+        f"classifier: {trained.path} (SHA-256 {trained.sha256})"
+    )
+    return 0
+
+
+def _add_evaluate(commands: Any) -> None:
+    from eblvm.evaluate import METRICS
+
+    parser = commands.add_parser(
+        "evaluate",
+        parents=[_SHARED],
+        help="one metric of a finished run, beside that of the real test data",
+    )
+    _add_sampling_options(parser, n=1000)
+    parser.add_argument(
+        "--metric",
+        required=True,
+        choices=METRICS,
+        help="log-likelihood for GRBM runs; the others score samples of image runs",
+    )
+    parser.add_argument("--stats", type=_path, help="reference statistics (.npz) of fid")
+    _add_weights_option(parser)
+    parser.add_argument(
+        "--classifier",
+        type=_path,
+        help="the classifier of classifier-fid and classifier-score (default: the cache "
+        "of `eblvm classifier`)",
+    )
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from eblvm.evaluate import describe_evaluation, evaluate_run
+
+    record = evaluate_run(
+        args.run_dir,
+        args.metric,
+        n=args.n,
+        steps=tuple(args.steps) if args.steps else None,
+        step_size=args.step_size,
+        seed=args.seed,
+        device=_device(args.device),
+        data_root=args.data_root,
+        raw=args.raw,
+        stats=args.stats,
+        weights=args.weights,
+        classifier=args.classifier,
+    )
+    print(describe_evaluation(record, args.run_dir))
+    return 0
+
+
 # ----------------------------------------------------------------- theory checks
 
 
@@ -500,6 +584,8 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_sample,
     _add_fid,
     _add_fid_stats,
+    _add_classifier,
+    _add_evaluate,
     _add_validate_theorems,
     _add_fisher_experiment,
 )
