@@ -1,6 +1,6 @@
-"""``eblvm classifier`` and ``eblvm evaluate``: the cached Fashion-MNIST classifier, each
-metric on tiny finished runs beside the real test data's value, and one clear line for
-every expected failure."""
+"""``eblvm classifier``, ``eblvm evaluate`` and ``eblvm sample`` of GRBM runs: the cached
+Fashion-MNIST classifier, each metric on tiny finished runs beside the real test data's
+value, Gibbs samples, and one clear line for every expected failure."""
 
 from __future__ import annotations
 
@@ -205,3 +205,50 @@ def test_log_likelihood_of_a_grbm_run_is_its_evaluations_and_beside_the_datas(gr
     # The checkerboard's own density: uniform on half of the unit square.
     assert record["real_test_value"] == pytest.approx(math.log(2), rel=1e-6)
     assert record["iteration"] == 30
+
+
+# --------------------------------------------------------------------------- GRBM samples
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_draws_a_2d_grbm_run_as_a_density_plot(grbm_run, tmp_path, capsys):
+    out, _ = grbm_run
+    target = tmp_path / "points.png"
+    command = ["sample", str(out), "--n", "200", "--gibbs-steps", "5", "--out", str(target)]
+    assert main(command) == 0
+    assert "200 samples after 5 Gibbs sweeps" in capsys.readouterr().out
+    assert target.read_bytes()[:8] == PNG
+
+
+def test_sample_draws_a_digits_grbm_run_as_a_grid_of_gibbs_samples(tmp_path, capsys, monkeypatch):
+    from eblvm.grbm import sampling
+
+    settings = small_grbm("dataset=digits", "h_dim=6", "iterations=5", "eval_every=5")
+    out = tmp_path / "digits"
+    train(GRBMTask(settings), settings, out, progress=False)
+    drawn = {}
+    save = sampling.save_image_grid
+
+    def grid(images, path):
+        drawn["images"] = images
+        return save(images, path)
+
+    monkeypatch.setattr(sampling, "save_image_grid", grid)
+    assert main(["sample", str(out), "--n", "6", "--gibbs-steps", "3", "--seed", "2"]) == 0
+    assert (out / "samples.png").read_bytes()[:8] == PNG
+    assert drawn["images"].shape == (6, 1, 8, 8)
+    assert float(drawn["images"].min()) >= 0 and float(drawn["images"].max()) <= 1
+    run = sampling.load_grbm_run(out, settings)
+    expected = sampling.gibbs_sample(
+        run.grbm, 6, steps=3, generator=torch.Generator().manual_seed(2)
+    )
+    assert torch.equal(drawn["images"], expected.clamp(0, 1).reshape(6, 1, 8, 8))
+
+
+def test_sample_of_a_grbm_run_without_weights_is_one_line(tmp_path, capsys):
+    settings = small_grbm()
+    (tmp_path / "config.json").write_text(json.dumps(settings.to_dict()))
+    assert main(["sample", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "no weights in" in error and "Traceback" not in error

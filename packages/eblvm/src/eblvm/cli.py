@@ -335,15 +335,40 @@ def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
 
 def _add_sample(commands: Any) -> None:
     parser = commands.add_parser(
-        "sample", parents=[_SHARED], help="sample an image run (annealed Langevin) into a PNG grid"
+        "sample",
+        parents=[_SHARED],
+        help="sample a run into a PNG: image runs by annealed Langevin, GRBM runs by Gibbs "
+        "sampling (a grid for digits and Frey faces, a density plot for 2-D data)",
     )
     _add_sampling_options(parser, n=64)
     parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/samples.png)")
+    parser.add_argument(
+        "--gibbs-steps", type=_positive, default=1000, help="GRBM runs: Gibbs sweeps (default 1000)"
+    )
     parser.set_defaults(handler=_sample)
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from eblvm.evaluate import read_run_settings
     from eblvm.images.sampling import sample_run
+
+    settings = read_run_settings(args.run_dir)
+    if settings.family == "grbm":
+        from eblvm.grbm.sampling import sample_grbm_run
+
+        if args.data_root is not None:
+            settings = settings.changed(data={"data_root": args.data_root})
+        path = sample_grbm_run(
+            args.run_dir,
+            settings,
+            n=args.n,
+            steps=args.gibbs_steps,
+            seed=args.seed,
+            out=args.out,
+            raw=args.raw,
+        )
+        print(f"{args.n} samples after {args.gibbs_steps} Gibbs sweeps: {path}")
+        return 0
 
     path = sample_run(
         args.run_dir,

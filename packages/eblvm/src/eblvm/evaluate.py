@@ -20,7 +20,6 @@ The record is written to ``RUN_DIR/evaluation-<metric>.json`` and returned.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from eblvm.images.sampling import (
     inception_features,
     load_run,
 )
-from eblvm.runs import BEST, CHECKPOINT, CONFIG, CheckpointError, load_checkpoint, write_json
+from eblvm.runs import CONFIG, write_json
 from eblvm.settings import Settings
 from eblvm_eval.classifier import (
     Classifier,
@@ -48,7 +47,6 @@ from eblvm_eval.classifier import (
 )
 from eblvm_eval.fid import feature_statistics, frechet_distance, load_inception, load_stats
 from eblvm_eval.inception_score import inception_score
-from ebm_models import GRBM
 
 LOG_LIKELIHOOD = "log-likelihood"
 
@@ -153,11 +151,7 @@ def read_run_settings(run_dir: Path) -> Settings:
 
 
 def _with_root(settings: Settings, data_root: str | None) -> Settings:
-    if data_root is None:
-        return settings
-    return dataclasses.replace(
-        settings, data=dataclasses.replace(settings.data, data_root=data_root)
-    )
+    return settings if data_root is None else settings.changed(data={"data_root": data_root})
 
 
 def _first(images: Images, n: int) -> Tensor:
@@ -242,59 +236,23 @@ def evaluate_run(
 def _grbm_log_likelihood(
     folder: Path, settings: Settings, *, seed: int, raw: bool
 ) -> dict[str, Any]:
-    from eblvm.grbm.task import (
-        GRBMTask,
-        data_log_likelihood,
-        estimate_log_partition,
-        mean_log_likelihood,
-    )
+    from eblvm.grbm.sampling import load_grbm_run
+    from eblvm.grbm.task import data_log_likelihood, estimate_log_partition, mean_log_likelihood
 
-    task = GRBMTask(settings)
-    grbm = task.build(settings, torch.Generator().manual_seed(settings.seed)).energy
-    assert isinstance(grbm, GRBM)
-    source, iteration = _load_grbm(folder, settings, grbm, raw=raw)
-    log_z = estimate_log_partition(grbm, settings, seed=seed)
+    run = load_grbm_run(folder, settings, raw=raw)
+    test = run.task.splits.test
+    log_z = estimate_log_partition(run.grbm, settings, seed=seed)
     return {
-        "value": mean_log_likelihood(grbm, task.splits.test, log_z.value),
+        "value": mean_log_likelihood(run.grbm, test, log_z.value),
         "log_z": log_z.value,
         "log_z_std_err": log_z.std_err,
         "log_z_method": log_z.method,
-        "real_test_value": data_log_likelihood(settings, task.splits.test),
-        "n": len(task.splits.test),
-        "weights_from": str(source),
-        "iteration": iteration,
+        "real_test_value": data_log_likelihood(settings, test),
+        "n": len(test),
+        "weights_from": str(run.source),
+        "iteration": run.iteration,
         "seed": seed,
     }
-
-
-def _load_grbm(folder: Path, settings: Settings, grbm: GRBM, *, raw: bool) -> tuple[Path, int]:
-    """Load best.pt's GRBM, else checkpoint.pt's moving average (θ when ``raw`` or when
-    it keeps none) into ``grbm``; the source and its iteration."""
-    best, checkpoint = folder / BEST, folder / CHECKPOINT
-    source = best if best.is_file() else checkpoint
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
-        )
-    record = load_checkpoint(source, required=("fingerprint", "iteration"))
-    if record["fingerprint"] != settings.fingerprint():
-        raise CheckpointError(
-            f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
-        )
-    try:
-        if source == best:
-            grbm.load_state_dict(record["model"])
-        else:
-            state = record["state"]
-            extra = state.get("extra", {})
-            named = state["theta"] if raw or "ema" not in extra else extra["ema"]
-            with torch.no_grad():
-                for name, parameter in grbm.named_parameters():
-                    parameter.copy_(named[name])
-    except (KeyError, RuntimeError, TypeError) as error:
-        raise CheckpointError(f"{source} does not hold this run's GRBM: {error}") from None
-    grbm.requires_grad_(False)
-    return source, int(record["iteration"])
 
 
 def describe_evaluation(record: dict[str, Any], run_dir: Path) -> str:
