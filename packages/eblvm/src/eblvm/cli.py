@@ -545,6 +545,55 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_interpolate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "interpolate",
+        parents=[_SHARED],
+        help="a deep EBLVM run's images along paths in h between the posterior means of "
+        "test images (PNG grid: a row per pair, a column per step)",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of a deep EBLVM run")
+    parser.add_argument("--pairs", type=_positive, default=4, help="pairs of test images (rows)")
+    parser.add_argument("--steps", type=_positive, default=8, help="points per path (columns)")
+    parser.add_argument("--method", choices=("linear", "spherical"), default="linear")
+    parser.add_argument(
+        "--langevin-steps",
+        type=int,
+        nargs=3,
+        metavar=("HOLD", "ANNEAL", "FINAL"),
+        help="annealing steps at T max, from T max to 1, from 1 to 0 (default: the run's)",
+    )
+    parser.add_argument("--step-size", type=float, help="Langevin step (default: the run's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--data-root", help="where the run's data set is (default: the run's)")
+    parser.add_argument(
+        "--raw", action="store_true", help="the model itself instead of its moving average"
+    )
+    parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/interpolation.png)")
+    parser.set_defaults(handler=_interpolate)
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from eblvm.interpolate import interpolate_run
+
+    path = interpolate_run(
+        args.run_dir,
+        pairs=args.pairs,
+        steps=args.steps,
+        seed=args.seed,
+        method=args.method,
+        langevin_steps=tuple(args.langevin_steps) if args.langevin_steps else None,
+        step_size=args.step_size,
+        out=args.out,
+        device=_device(args.device),
+        data_root=args.data_root,
+        raw=args.raw,
+    )
+    print(f"{args.pairs} interpolations of {args.steps} steps: {path}")
+    return 0
+
+
 # ----------------------------------------------------------------- theory checks
 
 
@@ -611,6 +660,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_fid_stats,
     _add_classifier,
     _add_evaluate,
+    _add_interpolate,
     _add_validate_theorems,
     _add_fisher_experiment,
 )
