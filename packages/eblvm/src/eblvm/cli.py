@@ -314,8 +314,10 @@ def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of an image run")
+def _add_sampling_options(
+    parser: argparse.ArgumentParser, *, n: int, run: str = "folder of an image run"
+) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help=run)
     parser.add_argument("--n", type=_positive, default=n, help=f"number of samples (default {n})")
     parser.add_argument(
         "--steps",
@@ -340,7 +342,7 @@ def _add_sample(commands: Any) -> None:
         help="sample a run into a PNG: image runs by annealed Langevin, GRBM runs by Gibbs "
         "sampling (a grid for digits and Frey faces, a density plot for 2-D data)",
     )
-    _add_sampling_options(parser, n=64)
+    _add_sampling_options(parser, n=64, run="folder of an image or GRBM run")
     parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/samples.png)")
     parser.add_argument(
         "--gibbs-steps", type=_positive, default=1000, help="GRBM runs: Gibbs sweeps (default 1000)"
@@ -506,7 +508,7 @@ def _add_evaluate(commands: Any) -> None:
         parents=[_SHARED],
         help="one metric of a finished run, beside that of the real test data",
     )
-    _add_sampling_options(parser, n=1000)
+    _add_sampling_options(parser, n=1000, run="folder of a finished image or GRBM run")
     parser.add_argument(
         "--metric",
         required=True,
