@@ -31,12 +31,7 @@ from torch import Tensor
 
 from eblvm.classifier import cached_classifier
 from eblvm.images.data import Images, fetch, image_count, load_images
-from eblvm.images.sampling import (
-    _run_samples,
-    default_device,
-    inception_features,
-    load_run,
-)
+from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
 from eblvm.runs import CONFIG, write_json
 from eblvm.settings import Settings
 from eblvm_eval.classifier import (
@@ -150,10 +145,6 @@ def read_run_settings(run_dir: Path) -> Settings:
         raise ValueError(f"{path} does not hold a run's settings: {error}") from None
 
 
-def _with_root(settings: Settings, data_root: str | None) -> Settings:
-    return settings if data_root is None else settings.changed(data={"data_root": data_root})
-
-
 def _first(images: Images, n: int) -> Tensor:
     return fetch(images, torch.arange(min(n, image_count(images))))
 
@@ -188,7 +179,9 @@ def evaluate_run(
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     folder = Path(os.path.expanduser(str(run_dir)))
-    settings = _with_root(read_run_settings(folder), data_root)
+    settings = read_run_settings(folder)
+    if data_root is not None:
+        settings = settings.changed(data={"data_root": data_root})
     if metric == LOG_LIKELIHOOD:
         if settings.family != "grbm":
             raise ValueError(
@@ -209,11 +202,19 @@ def evaluate_run(
             None if classifier is None else Path(classifier),
             device,
         )
-        scorer = IMAGE_METRICS[metric](settings, load_images(settings), options)
+        train = load_images(settings)
+        scorer = IMAGE_METRICS[metric](settings, train, options)
         test = _first(load_images(settings, split="test"), n).to(device)
         run = load_run(folder, device=device, raw=raw)
-        samples = _run_samples(
-            run, n, steps=steps, step_size=step_size, seed=seed, device=device, data_root=data_root
+        samples = samples_of(
+            run.model,
+            run.posterior,
+            run.settings,
+            train,
+            n,
+            generator=torch.Generator(device).manual_seed(seed),
+            steps=steps,
+            step_size=step_size,
         )
         ours, real = scorer(samples), scorer(test)
         record = {

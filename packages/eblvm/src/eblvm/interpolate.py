@@ -19,7 +19,6 @@ from torch import Tensor
 
 from eblvm.images.data import fetch, image_count, load_images
 from eblvm.images.sampling import default_device, load_run, sample_at, schedule_of
-from eblvm.settings import Settings
 from eblvm_eval.images import FORMATS, interpolate_latents, save_image_grid
 from ebm_models import DeepEBLVM
 from score_estimators import GaussianPosterior
@@ -42,10 +41,6 @@ def pair_latents(
     return torch.stack(
         [interpolate_latents(a, b, steps, method=method) for a, b in zip(start, end, strict=True)]
     )
-
-
-def _with_root(settings: Settings, data_root: str | None) -> Settings:
-    return settings if data_root is None else settings.changed(data={"data_root": data_root})
 
 
 @torch.no_grad()
@@ -80,7 +75,10 @@ def interpolate_run(
     run = load_run(run_dir, device=device, raw=raw)
     if not isinstance(run.model, DeepEBLVM) or run.posterior is None:
         raise ValueError(f"{run_dir} holds a deep EBM: interpolation needs a deep EBLVM's latent h")
-    test = load_images(_with_root(run.settings, data_root), split="test")
+    settings = run.settings
+    if data_root is not None:
+        settings = settings.changed(data={"data_root": data_root})
+    test = load_images(settings, split="test")
     if image_count(test) < 2 * pairs:
         raise ValueError(
             f"pairs must be at most half the {image_count(test)} test images, got {pairs}"
@@ -89,7 +87,6 @@ def interpolate_run(
     picks = torch.randperm(image_count(test), generator=generator)[: 2 * pairs]
     images = fetch(test, picks).to(device, next(run.model.parameters()).dtype)
     latents = pair_latents(run.posterior, images[:pairs], images[pairs:], steps, method=method)
-    settings = run.settings
     columns = [
         sample_at(
             run.model,
