@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,18 @@ import pytest
 import torch
 from data_testing import TEST, TRAIN, idx_bytes, scaled, write
 
-from eblvm_data import FASHION_MNIST_ROOT, fashion_mnist
+from eblvm_data import FASHION_MNIST_ROOT, fashion_mnist, fashion_mnist_labels
 
-DEBIAN_FILES = [Path(FASHION_MNIST_ROOT) / f"{name}.gz" for name in (TRAIN, TEST)]
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+DEBIAN_FILES = [
+    Path(FASHION_MNIST_ROOT) / f"{name}.gz" for name in (TRAIN, TEST, TRAIN_LABELS, TEST_LABELS)
+]
+
+
+def label_bytes(labels: np.ndarray, magic: int = 2049) -> bytes:
+    """An idx1 unsigned-byte file's contents: header (magic, N), then the labels."""
+    return struct.pack(">II", magic, len(labels)) + labels.astype(np.uint8).tobytes()
 
 
 @pytest.fixture
@@ -92,3 +102,46 @@ def test_debians_files_give_55000_5000_10000_images() -> None:
     assert float(inside.mean()) == pytest.approx(0.2860, abs=5e-4)
     assert float(inside.std()) == pytest.approx(0.3530, abs=5e-4)
     assert float(train.double().sum()) == pytest.approx(float(inside.sum()), rel=1e-12)
+
+
+def test_labels_are_split_like_the_images(tmp_path: Path) -> None:
+    train, test = np.arange(10) % 10, np.array([9, 0, 3])
+    write(tmp_path / f"{TRAIN_LABELS}.gz", label_bytes(train))
+    write(tmp_path / TEST_LABELS, label_bytes(test))
+    labels = fashion_mnist_labels(tmp_path, n_validation=3)
+    assert all(split.dtype == torch.int64 for split in labels)
+    assert labels.train.tolist() == train[:7].tolist()
+    assert labels.validation.tolist() == train[7:].tolist()
+    assert labels.test.tolist() == test.tolist()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [label_bytes(np.zeros(4), magic=2051), label_bytes(np.zeros(4))[:-1], label_bytes(np.zeros(0))],
+    ids=["image-file magic", "truncated", "no labels"],
+)
+def test_a_corrupt_label_file_is_one_value_error_naming_it(tmp_path: Path, data: bytes) -> None:
+    write(tmp_path / TRAIN_LABELS, label_bytes(np.zeros(4)))
+    write(tmp_path / TEST_LABELS, data)
+    with pytest.raises(ValueError) as info:
+        fashion_mnist_labels(tmp_path, n_validation=1)
+    assert str(tmp_path / TEST_LABELS) in str(info.value)
+
+
+def test_missing_label_files_name_the_paths(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST label files not found") as info:
+        fashion_mnist_labels(tmp_path)
+    assert str(tmp_path / TRAIN_LABELS) in str(info.value)
+
+
+@pytest.mark.skipif(
+    not all(path.is_file() for path in DEBIAN_FILES),
+    reason=f"the Fashion-MNIST files of Debian's dataset-fashion-mnist are not in "
+    f"{FASHION_MNIST_ROOT} (apt-get install dataset-fashion-mnist)",
+)
+def test_debians_labels_are_ten_balanced_classes() -> None:
+    labels = fashion_mnist_labels()
+    assert [len(split) for split in labels] == [55000, 5000, 10000]
+    train = torch.cat([labels.train, labels.validation])
+    assert torch.bincount(train).tolist() == [6000] * 10
+    assert torch.bincount(labels.test).tolist() == [1000] * 10

@@ -19,7 +19,7 @@ from eblvm_data.checkerboard import (
 )
 from eblvm_data.cifar10 import cifar10
 from eblvm_data.digits import DIGITS_SEED, digits
-from eblvm_data.fashion_mnist import FASHION_MNIST_ROOT, fashion_mnist
+from eblvm_data.fashion_mnist import FASHION_MNIST_ROOT, fashion_mnist, fashion_mnist_labels
 from eblvm_data.frey_face import frey_face
 from eblvm_data.gaussian import GAUSSIAN_SEEDS, gaussian, gaussian_splits
 from eblvm_data.mnist import mnist
@@ -52,6 +52,7 @@ __all__ = [
     "dequantize",
     "digits",
     "fashion_mnist",
+    "fashion_mnist_labels",
     "frey_face",
     "gaussian",
     "gaussian_splits",

@@ -1,4 +1,4 @@
-"""Image splits from the idx files of MNIST and Fashion-MNIST (plain or gzipped)."""
+"""Image and label splits from the idx files of MNIST and Fashion-MNIST (plain or gzipped)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ from eblvm_data.splits import Splits
 
 IDX_TRAIN_FILE = "train-images-idx3-ubyte"
 IDX_TEST_FILE = "t10k-images-idx3-ubyte"
+IDX_TRAIN_LABELS_FILE = "train-labels-idx1-ubyte"
+IDX_TEST_LABELS_FILE = "t10k-labels-idx1-ubyte"
 
 _IDX3_UBYTE_MAGIC = 2051
 _HEADER = struct.Struct(">IIII")
+_IDX1_UBYTE_MAGIC = 2049
+_LABEL_HEADER = struct.Struct(">II")
 
 
 def idx_image_splits(
@@ -42,7 +46,9 @@ def idx_image_splits(
     """
     directory = check_root(root)
     n_validation = check_int(n_validation, "n_validation", minimum=1)
-    train_path, test_path = _find_files(directory, data_set=data_set, source=source)
+    train_path, test_path = _find_files(
+        directory, (IDX_TRAIN_FILE, IDX_TEST_FILE), data_set=data_set, source=source
+    )
     train, test = read_idx_images(train_path), read_idx_images(test_path)
     if n_validation >= len(train):
         raise ValueError(
@@ -55,11 +61,40 @@ def idx_image_splits(
     return Splits(train=train_images[:n_train], validation=train_images[n_train:], test=test_images)
 
 
-def _find_files(directory: Path, *, data_set: str, source: str) -> list[Path]:
+def idx_label_splits(
+    root: str | os.PathLike[str], *, n_validation: int, data_set: str, source: str
+) -> Splits:
+    """The class labels of the idx files ``train-labels-idx1-ubyte`` and
+    ``t10k-labels-idx1-ubyte`` in ``root`` (each plain or ``.gz``), split like
+    ``idx_image_splits``: the train file less its last ``n_validation`` labels / those
+    last labels / the test file, each ``(N,)`` int64. Errors as ``idx_image_splits``."""
+    directory = check_root(root)
+    n_validation = check_int(n_validation, "n_validation", minimum=1)
+    train_path, test_path = _find_files(
+        directory, (IDX_TRAIN_LABELS_FILE, IDX_TEST_LABELS_FILE), data_set=data_set, source=source
+    )
+    train, test = read_idx_labels(train_path), read_idx_labels(test_path)
+    if n_validation >= len(train):
+        raise ValueError(
+            f"n_validation must be smaller than the {len(train)} labels of {train_path}, "
+            f"got {n_validation}"
+        )
+    train_labels = torch.from_numpy(train.astype(np.int64))
+    n_train = len(train_labels) - n_validation
+    return Splits(
+        train=train_labels[:n_train],
+        validation=train_labels[n_train:],
+        test=torch.from_numpy(test.astype(np.int64)),
+    )
+
+
+def _find_files(
+    directory: Path, names: tuple[str, ...], *, data_set: str, source: str
+) -> list[Path]:
     """The path of each idx file, plain or ``.gz``; all missing ones are named at once."""
     found: list[Path] = []
     missing: list[str] = []
-    for name in (IDX_TRAIN_FILE, IDX_TEST_FILE):
+    for name in names:
         candidates = (directory / name, directory / f"{name}.gz")
         existing = [path for path in candidates if path.is_file()]
         if existing:
@@ -83,14 +118,7 @@ def read_idx_images(path: Path) -> np.ndarray:
     is not that of idx3 unsigned bytes, a size is zero, or its length is not the one
     its header gives.
     """
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as stream:
-                raw = stream.read()
-        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise ValueError(f"{path} could not be decompressed: {error}") from error
-    else:
-        raw = path.read_bytes()
+    raw = _read_bytes(path)
     if len(raw) < _HEADER.size:
         raise ValueError(f"{path} is too short for an idx header ({len(raw)} bytes)")
     magic, n, rows, cols = _HEADER.unpack_from(raw)
@@ -106,6 +134,40 @@ def read_idx_images(path: Path) -> np.ndarray:
             f"but the file holds {len(raw)}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=_HEADER.size).reshape(n, rows, cols)
+
+
+def read_idx_labels(path: Path) -> np.ndarray:
+    """Parse an idx1 unsigned-byte file into a uint8 array ``(N,)``.
+
+    Raises ValueError naming the file as ``read_idx_images`` does.
+    """
+    raw = _read_bytes(path)
+    if len(raw) < _LABEL_HEADER.size:
+        raise ValueError(f"{path} is too short for an idx header ({len(raw)} bytes)")
+    magic, n = _LABEL_HEADER.unpack_from(raw)
+    if magic != _IDX1_UBYTE_MAGIC:
+        raise ValueError(
+            f"{path}: magic number {magic}, expected {_IDX1_UBYTE_MAGIC} "
+            "(idx1 unsigned-byte labels)"
+        )
+    expected = _LABEL_HEADER.size + n
+    if n == 0 or len(raw) != expected:
+        raise ValueError(
+            f"{path}: header gives {n} labels, which need {expected} bytes, "
+            f"but the file holds {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=_LABEL_HEADER.size)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The contents of an idx file, decompressed when its name ends in ``.gz``."""
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as stream:
+            return stream.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(f"{path} could not be decompressed: {error}") from error
 
 
 def _to_tensor(images: np.ndarray, size: int | None) -> torch.Tensor:

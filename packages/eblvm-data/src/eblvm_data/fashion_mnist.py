@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-from eblvm_data._idx import IDX_TEST_FILE, IDX_TRAIN_FILE, idx_image_splits
+from eblvm_data._idx import (
+    IDX_TEST_FILE,
+    IDX_TEST_LABELS_FILE,
+    IDX_TRAIN_FILE,
+    IDX_TRAIN_LABELS_FILE,
+    idx_image_splits,
+    idx_label_splits,
+)
 from eblvm_data.splits import Splits
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -34,9 +41,30 @@ def fashion_mnist(
         pad_to=pad_to,
         n_validation=n_validation,
         data_set="Fashion-MNIST",
-        source=(
-            f"Install them with `apt-get install {FASHION_MNIST_PACKAGE}` (into "
-            f"{FASHION_MNIST_ROOT}), or download {IDX_TRAIN_FILE}.gz and "
-            f"{IDX_TEST_FILE}.gz from {FASHION_MNIST_URL} into {{directory}}."
-        ),
+        source=_source(IDX_TRAIN_FILE, IDX_TEST_FILE),
+    )
+
+
+def fashion_mnist_labels(
+    root: str | os.PathLike[str] = FASHION_MNIST_ROOT, *, n_validation: int = 5000
+) -> Splits:
+    """The class labels (0 to 9) of ``fashion_mnist``'s images, split the same way.
+
+    Read from ``train-labels-idx1-ubyte`` and ``t10k-labels-idx1-ubyte`` in ``root``
+    (plain or ``.gz``; Debian's package installs them beside the images). Returns
+    ``(N,)`` int64 per split, row i the label of the split's image i.
+    """
+    return idx_label_splits(
+        root,
+        n_validation=n_validation,
+        data_set="Fashion-MNIST label",
+        source=_source(IDX_TRAIN_LABELS_FILE, IDX_TEST_LABELS_FILE),
+    )
+
+
+def _source(train: str, test: str) -> str:
+    return (
+        f"Install them with `apt-get install {FASHION_MNIST_PACKAGE}` (into "
+        f"{FASHION_MNIST_ROOT}), or download {train}.gz and "
+        f"{test}.gz from {FASHION_MNIST_URL} into {{directory}}."
     )

@@ -1,7 +1,8 @@
 """Evaluation of energy-based latent variable models: exact and AIS log-partition
 functions of GRBMs, log-likelihoods, density plots, divergences and the bias of
 VaES/VaGES, Fisher divergence (exact and learned), Gibbs, Langevin and HMC samplers,
-FID, the Inception Score and image grids."""
+FID, the Inception Score, FID and score in a small Fashion-MNIST classifier's features,
+and image grids."""
 
 from eblvm_eval._deprecated import RENAMED_IN_0_4, renamed_attributes
 from eblvm_eval._grbm import FreeEnergyModel, GRBMParameters
@@ -29,6 +30,19 @@ from eblvm_eval.bias import (
     grbm_vaes_expectation,
     grbm_vages_expectation,
     score_jacobian,
+)
+from eblvm_eval.classifier import (
+    CLASSIFIER_CLASSES,
+    CLASSIFIER_FEATURE_DIM,
+    CLASSIFIER_IMAGE_SHAPE,
+    Classifier,
+    classifier_accuracy,
+    classifier_fid,
+    classifier_score,
+    classifier_statistics,
+    load_classifier,
+    save_classifier,
+    train_classifier,
 )
 from eblvm_eval.divergences import bernoulli_kl, gaussian_fisher, gaussian_kl
 from eblvm_eval.fid import (
@@ -101,6 +115,9 @@ from eblvm_eval.samplers import (
 )
 
 __all__ = [
+    "CLASSIFIER_CLASSES",
+    "CLASSIFIER_FEATURE_DIM",
+    "CLASSIFIER_IMAGE_SHAPE",
     "GAUSSIAN_NOISE_LEVELS",
     "GRBM_NOISE_LEVELS",
     "INCEPTION_WEIGHTS_NAME",
@@ -114,6 +131,7 @@ __all__ = [
     "AISState",
     "AnnealedLangevinInfo",
     "BiasRow",
+    "Classifier",
     "Critic",
     "FeatureStats",
     "FisherEstimate",
@@ -142,6 +160,10 @@ __all__ = [
     "annealed_langevin",
     "annealing_schedule",
     "bernoulli_kl",
+    "classifier_accuracy",
+    "classifier_fid",
+    "classifier_score",
+    "classifier_statistics",
     "compute_features",
     "critic_objective",
     "density_plot",
@@ -177,14 +199,17 @@ __all__ = [
     "langevin_step",
     "langevin_transition",
     "learned_fisher_divergence",
+    "load_classifier",
     "load_inception",
     "load_stats",
     "log_likelihood",
     "perturbed_grbm",
     "rademacher",
+    "save_classifier",
     "save_image_grid",
     "save_stats",
     "score_jacobian",
+    "train_classifier",
     "write_atomically",
 ]
 __version__ = "0.4.0"

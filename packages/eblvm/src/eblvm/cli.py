@@ -317,8 +317,10 @@ def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of an image run")
+def _add_sampling_options(
+    parser: argparse.ArgumentParser, *, n: int, run: str = "folder of an image run"
+) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help=run)
     parser.add_argument("--n", type=_positive, default=n, help=f"number of samples (default {n})")
     parser.add_argument(
         "--steps",
@@ -338,15 +340,40 @@ def _add_sampling_options(parser: argparse.ArgumentParser, *, n: int) -> None:
 
 def _add_sample(commands: Any) -> None:
     parser = commands.add_parser(
-        "sample", parents=[_SHARED], help="sample an image run (annealed Langevin) into a PNG grid"
+        "sample",
+        parents=[_SHARED],
+        help="sample a run into a PNG: image runs by annealed Langevin, GRBM runs by Gibbs "
+        "sampling (a grid for digits and Frey faces, a density plot for 2-D data)",
     )
-    _add_sampling_options(parser, n=64)
+    _add_sampling_options(parser, n=64, run="folder of an image or GRBM run")
     parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/samples.png)")
+    parser.add_argument(
+        "--gibbs-steps", type=_positive, default=1000, help="GRBM runs: Gibbs sweeps (default 1000)"
+    )
     parser.set_defaults(handler=_sample)
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from eblvm.evaluate import read_run_settings
     from eblvm.images.sampling import sample_run
+
+    settings = read_run_settings(args.run_dir)
+    if settings.family == "grbm":
+        from eblvm.grbm.sampling import sample_grbm_run
+
+        if args.data_root is not None:
+            settings = settings.changed(data={"data_root": args.data_root})
+        path = sample_grbm_run(
+            args.run_dir,
+            settings,
+            n=args.n,
+            steps=args.gibbs_steps,
+            seed=args.seed,
+            out=args.out,
+            raw=args.raw,
+        )
+        print(f"{args.n} samples after {args.gibbs_steps} Gibbs sweeps: {path}")
+        return 0
 
     path = sample_run(
         args.run_dir,
@@ -439,6 +466,139 @@ def _fid_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- classifier, evaluate
+
+
+def _add_classifier(commands: Any) -> None:
+    parser = commands.add_parser(
+        "classifier",
+        parents=[_SHARED],
+        help="train the Fashion-MNIST classifier of the classifier metrics and cache it",
+    )
+    parser.add_argument(
+        "--out",
+        type=_path,
+        help="weights file (default: $XDG_CACHE_HOME/eblvm/fashion-classifier.pt); its "
+        "SHA-256 is written beside it (.sha256)",
+    )
+    parser.add_argument(
+        "--data-root", type=_path, help="Fashion-MNIST's folder (default: Debian's)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=_positive, default=3)
+    parser.set_defaults(handler=_classifier)
+
+
+def _classifier(args: argparse.Namespace) -> int:
+    from eblvm.classifier import train_cached_classifier
+    from eblvm_data import FASHION_MNIST_ROOT
+
+    trained = train_cached_classifier(
+        args.out, data_root=args.data_root or FASHION_MNIST_ROOT, seed=args.seed, epochs=args.epochs
+    )
+    print(
+        f"test accuracy {trained.test_accuracy:.4f} after {trained.seconds:.1f} s of training; "
+        f"classifier: {trained.path} (SHA-256 {trained.sha256})"
+    )
+    return 0
+
+
+def _add_evaluate(commands: Any) -> None:
+    from eblvm.evaluate import METRICS
+
+    parser = commands.add_parser(
+        "evaluate",
+        parents=[_SHARED],
+        help="one metric of a finished run, beside that of the real test data",
+    )
+    _add_sampling_options(parser, n=1000, run="folder of a finished image or GRBM run")
+    parser.add_argument(
+        "--metric",
+        required=True,
+        choices=METRICS,
+        help="log-likelihood for GRBM runs; the others score samples of image runs",
+    )
+    parser.add_argument("--stats", type=_path, help="reference statistics (.npz) of fid")
+    _add_weights_option(parser)
+    parser.add_argument(
+        "--classifier",
+        type=_path,
+        help="the classifier of classifier-fid and classifier-score (default: the cache "
+        "of `eblvm classifier`)",
+    )
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from eblvm.evaluate import describe_evaluation, evaluate_run
+
+    record = evaluate_run(
+        args.run_dir,
+        args.metric,
+        n=args.n,
+        steps=tuple(args.steps) if args.steps else None,
+        step_size=args.step_size,
+        seed=args.seed,
+        device=_device(args.device),
+        data_root=args.data_root,
+        raw=args.raw,
+        stats=args.stats,
+        weights=args.weights,
+        classifier=args.classifier,
+    )
+    print(describe_evaluation(record, args.run_dir))
+    return 0
+
+
+def _add_interpolate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "interpolate",
+        parents=[_SHARED],
+        help="a deep EBLVM run's images along paths in h between the posterior means of "
+        "test images (PNG grid: a row per pair, a column per step)",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of a deep EBLVM run")
+    parser.add_argument("--pairs", type=_positive, default=4, help="pairs of test images (rows)")
+    parser.add_argument("--steps", type=_positive, default=8, help="points per path (columns)")
+    parser.add_argument("--method", choices=("linear", "spherical"), default="linear")
+    parser.add_argument(
+        "--langevin-steps",
+        type=int,
+        nargs=3,
+        metavar=("HOLD", "ANNEAL", "FINAL"),
+        help="annealing steps at T max, from T max to 1, from 1 to 0 (default: the run's)",
+    )
+    parser.add_argument("--step-size", type=float, help="Langevin step (default: the run's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--data-root", help="where the run's data set is (default: the run's)")
+    parser.add_argument(
+        "--raw", action="store_true", help="the model itself instead of its moving average"
+    )
+    parser.add_argument("--out", type=_path, help="PNG path (default: RUN_DIR/interpolation.png)")
+    parser.set_defaults(handler=_interpolate)
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from eblvm.interpolate import interpolate_run
+
+    path = interpolate_run(
+        args.run_dir,
+        pairs=args.pairs,
+        steps=args.steps,
+        seed=args.seed,
+        method=args.method,
+        langevin_steps=tuple(args.langevin_steps) if args.langevin_steps else None,
+        step_size=args.step_size,
+        out=args.out,
+        device=_device(args.device),
+        data_root=args.data_root,
+        raw=args.raw,
+    )
+    print(f"{args.pairs} interpolations of {args.steps} steps: {path}")
+    return 0
+
+
 # ----------------------------------------------------------------- theory checks
 
 
@@ -503,6 +663,9 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_sample,
     _add_fid,
     _add_fid_stats,
+    _add_classifier,
+    _add_evaluate,
+    _add_interpolate,
     _add_validate_theorems,
     _add_fisher_experiment,
 )

@@ -103,7 +103,6 @@ def sample_images(
     if isinstance(model, DeepEBLVM) and posterior is None:
         raise ValueError("a DeepEBLVM needs its posterior to set h")
     parameter = next(model.parameters())
-    shape = (model.in_channels, model.image_size, model.image_size)
     chunks = []
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
@@ -115,19 +114,47 @@ def sample_images(
             )
             data = fetch(images, picks.cpu()).to(parameter.device, parameter.dtype)
             h = posterior.mean_and_log_std(data)[0]
-        v0 = torch.rand(
-            (count, *shape), generator=generator, device=parameter.device, dtype=parameter.dtype
+        chunks.append(
+            sample_at(
+                model,
+                h,
+                count,
+                schedule=schedule,
+                step_size=step_size,
+                sigma0=sigma0,
+                generator=generator,
+            )
         )
-        samples, _ = annealed_langevin(
-            _energy_score(model, h),
-            v0,
-            schedule=schedule,
-            step_size=step_size,
-            denoise_sigma=sigma0,
-            generator=generator,
-        )
-        chunks.append(samples.clamp(0, 1))
     return torch.cat(chunks)
+
+
+def sample_at(
+    model: DeepEBLVM | DeepEBM,
+    h: Tensor | None,
+    count: int,
+    *,
+    schedule: Tensor,
+    step_size: float,
+    sigma0: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """``count`` images (count, C, S, S) in [0, 1] by annealed Langevin dynamics from
+    uniform noise, in v with ``h: (count, H)`` fixed (a DeepEBLVM's conditional energy
+    E(v, h); None for a DeepEBM); draws from ``generator``."""
+    parameter = next(model.parameters())
+    shape = (model.in_channels, model.image_size, model.image_size)
+    v0 = torch.rand(
+        (count, *shape), generator=generator, device=parameter.device, dtype=parameter.dtype
+    )
+    samples, _ = annealed_langevin(
+        _energy_score(model, h),
+        v0,
+        schedule=schedule,
+        step_size=step_size,
+        denoise_sigma=sigma0,
+        generator=generator,
+    )
+    return samples.clamp(0, 1)
 
 
 def samples_of(

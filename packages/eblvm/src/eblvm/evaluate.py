@@ -1,0 +1,276 @@
+"""Evaluate a finished run by one metric, beside the value of real test data (the ceiling).
+
+- ``log-likelihood`` (GRBM runs): the mean test log-likelihood, log Z exact or by AIS as
+  in training's evaluation; the ceiling is the data distribution's own mean test
+  log-density where it is known (checkerboard, blobs, rings).
+- image runs: n samples by annealed Langevin dynamics (``images.sampling``), scored by
+
+  ``fid``               FID against reference statistics (``--stats``, Inception weights);
+  ``inception-score``   the Inception Score on the FID network's logits;
+  ``classifier-fid``    FID in the Fashion-MNIST classifier's features, against those of
+                        the training images;
+  ``classifier-score``  the Inception Score formula on the classifier's logits;
+
+  the ceiling is the same metric of the first n real test images (all of them when n is
+  larger). The classifier metrics are for Fashion-MNIST runs and need the classifier
+  cached by ``eblvm classifier``.
+
+The record is written to ``RUN_DIR/evaluation-<metric>.json`` and returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from eblvm.classifier import cached_classifier
+from eblvm.images.data import Images, fetch, image_count, load_images
+from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
+from eblvm.runs import CONFIG, write_json
+from eblvm.settings import Settings
+from eblvm_eval.classifier import (
+    Classifier,
+    classifier_fid,
+    classifier_score,
+    classifier_statistics,
+)
+from eblvm_eval.fid import feature_statistics, frechet_distance, load_inception, load_stats
+from eblvm_eval.inception_score import inception_score
+
+LOG_LIKELIHOOD = "log-likelihood"
+
+
+class Value(NamedTuple):
+    """A metric's value and, for the scores, its standard deviation over the chunks."""
+
+    value: float
+    std: float | None = None
+
+
+Scorer = Callable[[Tensor], Value]
+
+
+class Options(NamedTuple):
+    """What the image metrics read besides the run: reference statistics and Inception
+    weights (fid, inception-score), the classifier's path (classifier-*), the device."""
+
+    stats: Path | None
+    weights: Path | None
+    classifier: Path | None
+    device: torch.device
+
+
+def _splits(n: int) -> int:
+    return min(10, n)
+
+
+def _fid(settings: Settings, images: Images, options: Options) -> Scorer:
+    if options.stats is None:
+        raise ValueError("the fid metric needs reference statistics: --stats (from fid-stats)")
+    reference = load_stats(options.stats)
+    inception = load_inception(options.weights).to(options.device)
+
+    def score(samples: Tensor) -> Value:
+        ours = feature_statistics(inception_features(samples, inception))
+        return Value(frechet_distance(ours.mu, ours.sigma, reference.mu, reference.sigma))
+
+    return score
+
+
+def _inception_score(settings: Settings, images: Images, options: Options) -> Scorer:
+    inception = load_inception(options.weights).to(options.device)
+
+    def score(samples: Tensor) -> Value:
+        result = inception_score(samples, inception, splits=_splits(len(samples)))
+        return Value(result.mean, result.std)
+
+    return score
+
+
+def _classifier(settings: Settings, options: Options) -> Classifier:
+    if settings.data.dataset != "fashion_mnist":
+        raise ValueError(
+            "the classifier metrics score Fashion-MNIST runs (the classifier knows its ten "
+            f"classes); this run is on {settings.data.dataset}"
+        )
+    return cached_classifier(options.classifier).to(options.device)
+
+
+def _classifier_fid(settings: Settings, images: Images, options: Options) -> Scorer:
+    model = _classifier(settings, options)
+    if not isinstance(images, Tensor):
+        raise TypeError(f"the training images must be a tensor, got {type(images).__name__}")
+    reference = classifier_statistics(images, model)
+
+    def score(samples: Tensor) -> Value:
+        return Value(classifier_fid(samples, model, reference=reference))
+
+    return score
+
+
+def _classifier_score(settings: Settings, images: Images, options: Options) -> Scorer:
+    model = _classifier(settings, options)
+
+    def score(samples: Tensor) -> Value:
+        result = classifier_score(samples, model, splits=_splits(len(samples)))
+        return Value(result.mean, result.std)
+
+    return score
+
+
+# Each image metric: (settings, the training images, options) -> a scorer of images.
+IMAGE_METRICS: dict[str, Callable[[Settings, Images, Options], Scorer]] = {
+    "fid": _fid,
+    "inception-score": _inception_score,
+    "classifier-fid": _classifier_fid,
+    "classifier-score": _classifier_score,
+}
+METRICS = (*IMAGE_METRICS, LOG_LIKELIHOOD)
+
+
+def read_run_settings(run_dir: Path) -> Settings:
+    """The settings in ``run_dir/config.json`` (any family)."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run folder")
+    try:
+        return Settings.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} does not hold a run's settings: {error}") from None
+
+
+def _first(images: Images, n: int) -> Tensor:
+    return fetch(images, torch.arange(min(n, image_count(images))))
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    metric: str,
+    *,
+    n: int = 1000,
+    steps: tuple[int, int, int] | None = None,
+    step_size: float | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+    data_root: str | None = None,
+    raw: bool = False,
+    stats: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    classifier: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The run's ``metric`` (one of ``METRICS``) and the ceiling of real test data, as a
+    record written to ``run_dir/evaluation-<metric>.json``.
+
+    Image runs: ``n`` samples of the EMA model (``raw``: the model itself) drawn with
+    ``seed`` and the run's annealing (or ``steps``, ``step_size``), on ``device``;
+    ``stats`` and ``weights`` as for ``fid_of_run``; ``classifier``: the classifier's
+    path (default: the cache of ``eblvm classifier``). GRBM runs: the log-likelihood of
+    the weights in best.pt (else checkpoint.pt's moving average, or θ with ``raw``), AIS
+    seeded by ``seed``. Every file and setting is checked before sampling starts.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    folder = Path(os.path.expanduser(str(run_dir)))
+    settings = read_run_settings(folder)
+    if data_root is not None:
+        settings = settings.changed(data={"data_root": data_root})
+    if metric == LOG_LIKELIHOOD:
+        if settings.family != "grbm":
+            raise ValueError(
+                f"{folder} holds a {settings.data.dataset} run; log-likelihood evaluates "
+                f"GRBM runs (image runs: {', '.join(IMAGE_METRICS)})"
+            )
+        record = _grbm_log_likelihood(folder, settings, seed=seed, raw=raw)
+    else:
+        if settings.family != "images":
+            raise ValueError(
+                f"{folder} holds a {settings.data.dataset} run; {metric} evaluates image "
+                f"runs (GRBM runs: {LOG_LIKELIHOOD})"
+            )
+        device = default_device(device)
+        options = Options(
+            None if stats is None else Path(stats),
+            None if weights is None else Path(weights),
+            None if classifier is None else Path(classifier),
+            device,
+        )
+        train = load_images(settings)
+        scorer = IMAGE_METRICS[metric](settings, train, options)
+        test = _first(load_images(settings, split="test"), n).to(device)
+        run = load_run(folder, device=device, raw=raw)
+        samples = samples_of(
+            run.model,
+            run.posterior,
+            run.settings,
+            train,
+            n,
+            generator=torch.Generator(device).manual_seed(seed),
+            steps=steps,
+            step_size=step_size,
+        )
+        ours, real = scorer(samples), scorer(test)
+        record = {
+            "value": ours.value,
+            "std": ours.std,
+            "n": n,
+            "real_test_value": real.value,
+            "real_test_std": real.std,
+            "real_test_n": len(test),
+            "weights_from": str(run.source),
+            "model": "raw" if raw else "ema",
+            "iteration": run.iteration,
+            "seed": seed,
+        }
+    record = {"metric": metric, **record}
+    write_json(folder / f"evaluation-{metric}.json", record)
+    return record
+
+
+def _grbm_log_likelihood(
+    folder: Path, settings: Settings, *, seed: int, raw: bool
+) -> dict[str, Any]:
+    from eblvm.grbm.sampling import load_grbm_run
+    from eblvm.grbm.task import data_log_likelihood, estimate_log_partition, mean_log_likelihood
+
+    run = load_grbm_run(folder, settings, raw=raw)
+    test = run.task.splits.test
+    log_z = estimate_log_partition(run.grbm, settings, seed=seed)
+    return {
+        "value": mean_log_likelihood(run.grbm, test, log_z.value),
+        "log_z": log_z.value,
+        "log_z_std_err": log_z.std_err,
+        "log_z_method": log_z.method,
+        "real_test_value": data_log_likelihood(settings, test),
+        "n": len(test),
+        "weights_from": str(run.source),
+        "iteration": run.iteration,
+        "seed": seed,
+    }
+
+
+def describe_evaluation(record: dict[str, Any], run_dir: Path) -> str:
+    """One line: the run's value, the real test data's, where the record is."""
+
+    def shown(value: float | None, std: float | None) -> str:
+        if value is None:
+            return "unknown"
+        return f"{value:.4f}" if std is None else f"{value:.4f} ± {std:.4f}"
+
+    metric = record["metric"]
+    ours = shown(record["value"], record.get("std"))
+    real = shown(record["real_test_value"], record.get("real_test_std"))
+    if metric == LOG_LIKELIHOOD:
+        what = f"test {metric} {ours} (log Z by {record['log_z_method']})"
+        ceiling = f"the data distribution's: {real}"
+    else:
+        what = f"{metric} {ours} on {record['n']} samples of iteration {record['iteration']}"
+        ceiling = f"{record['real_test_n']} real test images: {real}"
+    return f"{what}; {ceiling}; written to {run_dir / f'evaluation-{metric}.json'}"
