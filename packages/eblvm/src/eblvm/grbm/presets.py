@@ -53,6 +53,7 @@ def _variants(prefix: str, base: Settings, nce_start: str = "estimate") -> dict[
     ssm = {"objective": {"name": "ssm"}}
     presets = {
         f"{prefix}-vages-dsm": base.with_method("vages"),
+        f"{prefix}-vages-cv-dsm": base.with_method("vages-cv"),
         f"{prefix}-dsm": base.with_method("exact"),
         f"{prefix}-cd": base.with_method("cd"),
         f"{prefix}-pcd": base.with_method("pcd"),
@@ -73,6 +74,8 @@ def _ksd_variants(prefix: str, base: Settings) -> dict[str, Settings]:
     for n in (2, 5, 10):
         presets[f"{prefix}-vages-ksd-l{n}"] = ksd.with_method("vages", n_samples=n)
         presets[f"{prefix}-is-ksd-l{n}"] = ksd.with_method("is", n_samples=n)
+    # Fig. 7: VaGES-DSM and VaGES-KSD with and without the control variate (L = 2).
+    presets[f"{prefix}-vages-cv-ksd-l2"] = ksd.with_method("vages-cv", n_samples=2)
     return presets
 
 
