@@ -10,7 +10,6 @@ seed, iteration, reason) and the others go on.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -40,8 +39,9 @@ from eblvm_eval.files import write_atomically
 
 CONVERGED_WITHIN = 0.02  # nats: a method has converged once within this of its final value
 
-# Ten colours that stay apart (matplotlib's tab10) times four line styles: 40 series,
-# each its own (colour, line style) pair, colour changing fastest.
+# Ten colours that stay apart (matplotlib's tab10) and four line styles: series i takes
+# colour i mod 10 and style (i + i div 10) mod 4, so that neighbours differ in both
+# (curves that overlap stay visible) and 40 series have 40 distinct pairs.
 COLOURS = tuple(f"C{i}" for i in range(10))
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -201,13 +201,16 @@ def check_panels(
 def line_styles(names: Sequence[str]) -> dict[str, tuple[str, str]]:
     """Each name its own (colour, line style), in order; a name keeps its pair on every
     panel."""
-    pairs = itertools.product(LINE_STYLES, COLOURS)
-    if len(names) > len(COLOURS) * len(LINE_STYLES):
-        raise ValueError(
-            f"a comparison draws at most {len(COLOURS) * len(LINE_STYLES)} distinct series, "
-            f"got {len(names)}"
+    most = len(COLOURS) * len(LINE_STYLES)
+    if len(names) > most:
+        raise ValueError(f"a comparison draws at most {most} distinct series, got {len(names)}")
+    return {
+        name: (
+            COLOURS[i % len(COLOURS)],
+            LINE_STYLES[(i + i // len(COLOURS)) % len(LINE_STYLES)],
         )
-    return {name: (colour, style) for name, (style, colour) in zip(names, pairs, strict=False)}
+        for i, name in enumerate(names)
+    }
 
 
 def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
