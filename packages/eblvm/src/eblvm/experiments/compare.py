@@ -299,9 +299,10 @@ def comparison_figure(
             else f"mean ± std over {seeds} seed(s)"
         )
         axis.grid(alpha=0.3)
-        axis.legend(
-            loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small"
-        )
+        if axis.get_legend_handles_labels()[0]:  # none when every run of the panel diverged
+            axis.legend(
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small"
+            )
     axes[-1, 0].set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
     figure.tight_layout()
     return figure
