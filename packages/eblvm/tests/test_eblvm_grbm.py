@@ -34,6 +34,9 @@ def _theta(run_dir) -> dict[str, torch.Tensor]:
     [
         ["method=vages"],
         ["method=vaes"],
+        ["method=vages-cv"],
+        ["method=vages-cv", "objective=ksd"],
+        ["method=vaes-cv"],
         ["method=is", "objective=ksd"],
         ["method=exact", "objective=ksd"],
         ["method=bism", "n_unroll=2", "n_samples=1"],

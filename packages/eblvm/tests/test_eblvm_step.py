@@ -25,6 +25,7 @@ from eblvm.optim import Adam
 from eblvm.parts import Model, build_step
 from eblvm.states import run_record
 from eblvm.step import fold_noise
+from ebm_models import GRBM
 from score_estimators import EstimatorNoise, Langevin, VaGES, at_fixed_v, fisher_loss
 from score_objectives import mdsm, noise_levels
 
@@ -77,6 +78,9 @@ METHODS = {
     "pcd": ["method=pcd"],
     "vages-ssm": ["method=vages", "objective=ssm", "n_samples=3"],
     "vages-ksd": ["method=vages", "objective=ksd"],
+    "vages-cv-dsm": ["method=vages-cv"],
+    "vages-cv-ksd": ["method=vages-cv", "objective=ksd"],
+    "vaes-cv-dsm": ["method=vaes-cv"],
     "exact-ksd": ["method=exact", "objective=ksd"],
     "vages-sm": ["method=vages", "objective=sm", "n_samples=3"],
     "vages-mdsm": ["method=vages", "objective=mdsm"],
@@ -149,6 +153,25 @@ def test_one_stacked_step_equals_the_single_steps_of_its_runs(method):
             torch.testing.assert_close(
                 ours["extra"]["chains"], theirs["extra"]["chains"], rtol=1e-10, atol=1e-12
             )
+
+
+@pytest.mark.parametrize("method", ["vages-cv-dsm", "vaes-cv-dsm"])
+def test_the_control_variate_step_estimates_the_grbm_score_exactly_with_its_posterior(method):
+    """The declared method's estimator, given the GRBM's exact posterior as q: every
+    draw gives the exact score (zero variance); the same draws without the control
+    variate scatter."""
+    step, _, task = _grbm_step(small_grbm(*METHODS[method]), (0,), stacked=False)
+    grbm = GRBM(2, 4, weight_std=1.0, generator=torch.Generator().manual_seed(0)).double()
+    posterior = grbm.exact_posterior()
+    v = task.splits.train[:50].double()
+    exact = grbm.score(v).detach()
+    estimator = step.estimator
+    assert estimator.control_variate
+    for seed in range(5):
+        estimate = estimator(grbm, posterior, v, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(estimate.detach(), exact, rtol=0, atol=1e-10)
+    plain = VaGES(2)(grbm, posterior, v, generator=torch.Generator().manual_seed(0))
+    assert (plain.detach() - exact).abs().max().item() > 0.1
 
 
 @pytest.mark.slow

@@ -96,7 +96,14 @@ def test_injected_noise_of_the_wrong_shape_or_with_a_generator_is_refused() -> N
 
 
 def _estimators() -> list:
-    return [VaES(3), VaGES(2), VaESCV(2), ImportanceSampling(3), BiSM(2, n_samples=2)]
+    return [
+        VaES(3),
+        VaGES(2),
+        VaGES(2, control_variate=True),
+        VaESCV(2),
+        ImportanceSampling(3),
+        BiSM(2, n_samples=2),
+    ]
 
 
 @pytest.mark.parametrize("estimator", _estimators(), ids=repr)

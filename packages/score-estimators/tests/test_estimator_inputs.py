@@ -37,6 +37,7 @@ ESTIMATORS = [
     VaES(2),
     VaES(2, refine=Langevin(2)),
     VaGES(2),
+    VaGES(2, control_variate=True),
     VaESCV(2),
     ImportanceSampling(2),
     BiSM(1),
@@ -175,3 +176,17 @@ def test_other_errors_of_the_energy_pass_through_unchanged() -> None:
 
     with pytest.raises(RuntimeError, match="the energy's own failure"):
         VaES(2)(Failing(), bernoulli(), data())
+
+
+def test_the_control_variate_refuses_refined_draws_and_a_posterior_without_log_prob():
+    with pytest.raises(ValueError, match="control_variate needs draws of q itself"):
+        VaGES(2, refine=Langevin(2), control_variate=True)
+    with pytest.raises(TypeError, match="control_variate must be True or False"):
+        VaES(2, control_variate=1)  # type: ignore[arg-type]
+
+    class SamplerOnly:
+        def rsample(self, v, n, *, generator=None):
+            return torch.zeros(n, len(v), H_DIM, dtype=DTYPE)
+
+    with pytest.raises(TypeError, match="needs the posterior's log_prob"):
+        VaGES(2, control_variate=True)(energy(), SamplerOnly(), data())

@@ -3,6 +3,7 @@ the closed-form score of a Gaussian-latent model."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -48,6 +49,94 @@ def test_vaes_cv_equals_exact_score_with_exact_posterior(binary_model, data):
     for n in (1, 3):
         estimate = VaESCV(n)(binary_model, posterior, data, generator=seeded(n))
         torch.testing.assert_close(estimate, exact, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "estimator", [VaES(3, control_variate=True), VaGES(3, control_variate=True)]
+)
+def test_control_variate_value_is_exact_with_zero_variance_under_the_exact_posterior(
+    binary_model, data, estimator
+):
+    """∇_v log[p̃(v, h)/p(h | v)] = ∇_v log p̃(v) whatever h: every seed gives the exact
+    score; without the control variate the same draws scatter."""
+    posterior = ExactBinaryPosterior(binary_model)
+    exact = binary_model.enumerated_score(data).detach()
+    plain = type(estimator)(3)
+    with_cv = torch.stack(
+        [estimator(binary_model, posterior, data, generator=seeded(s)) for s in range(20)]
+    )
+    without = torch.stack(
+        [plain(binary_model, posterior, data, generator=seeded(s)) for s in range(20)]
+    )
+    torch.testing.assert_close(with_cv.detach(), exact.expand_as(with_cv), rtol=0, atol=1e-10)
+    assert with_cv.detach().var(0).max().item() < 1e-20
+    assert without.detach().var(0).mean().item() > 0.1
+
+
+def test_control_variate_lowers_the_variance_near_the_exact_posterior(binary_model, data):
+    """q: Bernoulli with logits c + vᵀ(W + δ), δ = 0.3 N(0, 1), not the exact posterior
+    (a shift of c alone would still be exact: ∇_v log q has the same h-part W h as
+    ∇_v log p̃). The control variate leaves the h-part −δh: measured 0.073 of the
+    variance without it, over 200 seeds."""
+    delta = 0.3 * torch.randn(3, 4, generator=seeded(7), dtype=DTYPE)
+
+    class Perturbed(ExactBinaryPosterior):
+        def logits(self, v: Tensor) -> Tensor:
+            return self.energy.logits(v) + v @ delta
+
+        def rsample(self, v, n, *, generator=None):
+            probs = torch.sigmoid(self.logits(v)).detach()
+            return torch.bernoulli(probs.expand(n, *probs.shape), generator=generator)
+
+        def log_prob(self, h, v):
+            logits = self.logits(v).expand_as(h)
+            return -torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, h, reduction="none"
+            ).sum(-1)
+
+    posterior = Perturbed(binary_model)
+
+    def variance(estimator) -> float:
+        draws = [estimator(binary_model, posterior, data, generator=seeded(s)) for s in range(200)]
+        return torch.stack(draws).detach().var(0).mean().item()
+
+    with_cv = variance(VaGES(2, control_variate=True))
+    assert 0 < with_cv < 0.2 * variance(VaGES(2))
+
+
+def test_vages_with_control_variate_gives_an_unbiased_theta_gradient():
+    """q = p(h | v) of a frozen copy (no θ in q, as for a fitted q_φ), a loss nonlinear in
+    the score. Over 400 seeds the mean θ-gradient of VaGES-CV (L = 2) matches the exact
+    one: each of the 22 coordinates within 4 standard errors (two-sided p = 6e-5 each,
+    under 2e-3 for all 22 together, Bonferroni); the coordinates whose estimate does
+    not depend on h (b, log σ) are exact. VaES-CV, which misses the covariance term,
+    fails the same test (its gradient is off by about 18%)."""
+    model = BinaryLatentEnergy(3, 4, scale=1.5, seed=2)
+    v = torch.randn(8, 3, generator=seeded(4), dtype=DTYPE)
+    posterior = ExactBinaryPosterior(copy.deepcopy(model).requires_grad_(False))
+    params = list(model.parameters())
+    exact = flat_grad(weighted_square_loss(model.enumerated_score(v)), params)
+    n = 400
+
+    def z_scores(estimator) -> tuple[Tensor, Tensor]:
+        grads = torch.stack(
+            [
+                flat_grad(
+                    weighted_square_loss(estimator(model, posterior, v, generator=seeded(s))),
+                    params,
+                )
+                for s in range(n)
+            ]
+        )
+        error, spread = grads.mean(0) - exact, grads.std(0)
+        random = spread > 1e-9 * exact.abs().max()
+        return error[random] / (spread[random] / math.sqrt(n)), error[~random]
+
+    z, fixed = z_scores(VaGES(2, control_variate=True))
+    assert len(z) == 16 and z.abs().max().item() < 4.0
+    assert fixed.abs().max().item() < 1e-9 * exact.abs().max().item()
+    z_vaes, _ = z_scores(VaES(2, control_variate=True))
+    assert z_vaes.abs().max().item() > 20.0
 
 
 @pytest.mark.parametrize("estimator_class", [VaES, ImportanceSampling])

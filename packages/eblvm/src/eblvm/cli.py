@@ -242,6 +242,14 @@ def _add_compare(commands: Any) -> None:
     parser.add_argument(
         "--x-axis", choices=("iteration", "seconds"), default="iteration", help="the plot's x-axis"
     )
+    parser.add_argument(
+        "--panel",
+        action="append",
+        default=[],
+        metavar="TITLE=PRESET,PRESET,...",
+        help="draw these presets (with their --sweep values) on a panel of their own; repeat "
+        "for more panels",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_compare)
 
@@ -265,10 +273,34 @@ def sweep_configs(
     return swept
 
 
+def compare_panels(
+    specs: Sequence[str], presets: Sequence[str], sweep: str | None
+) -> dict[str, list[str]] | None:
+    """``--panel TITLE=PRESET,...`` as title -> the compared names of those presets (each
+    preset's swept runs); None without panels."""
+    if not specs:
+        return None
+    panels: dict[str, list[str]] = {}
+    for spec in specs:
+        title, sep, names = spec.partition("=")
+        if not sep or not title or not names:
+            raise SettingsError(f"--panel expects TITLE=PRESET,PRESET,..., got {spec!r}")
+        unknown = [name for name in names.split(",") if name not in presets]
+        if unknown:
+            raise SettingsError(f"--panel {title!r} names {unknown}, which are not compared")
+        panels[title] = [
+            swept
+            for name in names.split(",")
+            for swept in (sweep_configs([name], [], sweep) if sweep else [name])
+        ]
+    return panels
+
+
 def _compare(args: argparse.Namespace) -> int:
     from eblvm.experiments.compare import compare, format_table
 
     configs = sweep_configs(args.presets, args.set, args.sweep)
+    panels = compare_panels(args.panel, args.presets, args.sweep)
     rows = compare(
         configs,
         args.out,
@@ -277,6 +309,7 @@ def _compare(args: argparse.Namespace) -> int:
         stack=not args.no_stack,
         jobs=args.jobs,
         x_axis=args.x_axis,
+        panels=panels,
     )
     print(format_table(rows), end="")
     print(f"plot: {args.out / 'comparison.png'}")

@@ -270,6 +270,35 @@ VAES = register_method(
         details=_FITTED,
     )
 )
+# The control variate (appendix H, eq. 4) takes draws of q itself, so it reads no
+# refinement: the value subtracts ∇_v log q(h_i | v) at fixed h_i; VaGES's derivatives
+# (θ, and v for SM and SSM) are left as they are.
+VAGES_CV = register_method(
+    Method(
+        name="vages-cv",
+        description="VaGES whose value subtracts the control variate ∇_v log q(h_i | v)",
+        build=score_matching(lambda s, parts: VaGES(s.method.n_samples, control_variate=True)),
+        reads=("n_samples",),
+        minimum={"n_samples": 2},
+        check=third_cumulant_rule,
+        posterior=True,
+        objective=True,
+        label="{method.name}-{objective.name}",
+        details=_FITTED,
+    )
+)
+VAES_CV = register_method(
+    Method(
+        name="vaes-cv",
+        description="VaES-CV: the score from L draws of q, minus ∇_v log q(h_i | v)",
+        build=score_matching(lambda s, parts: VaES(s.method.n_samples, control_variate=True)),
+        reads=("n_samples",),
+        posterior=True,
+        objective=True,
+        label="{method.name}-{objective.name}",
+        details=_FITTED,
+    )
+)
 IMPORTANCE_SAMPLING = register_method(
     Method(
         name="is",

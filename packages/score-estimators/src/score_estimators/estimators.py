@@ -161,13 +161,44 @@ class _SampleEstimator:
 
 
 class _RefinableEstimator(_SampleEstimator):
-    """Estimators of fixed draws, which may refine them by Langevin steps in h first."""
+    """Estimators of fixed draws, which may refine them by Langevin steps in h first, or
+    subtract the control variate ∇_v log q(h_i | v) from their value (appendix H, eq. 4).
 
-    def __init__(self, n_samples: int, *, refine: Langevin | None = None) -> None:
+    The control variate has mean zero under q, E_q[∇_v log q(h | v)] = 0, so it leaves
+    the estimate's expectation as it is; when q = p(h | v) the value is ∇_v log p̃(v)
+    for every draw: exact, with zero variance. It needs draws of q itself (refined
+    draws are not, and under their law the term's mean is not zero), so it excludes
+    ``refine``, and a posterior with ``log_prob``.
+    """
+
+    def __init__(
+        self, n_samples: int, *, refine: Langevin | None = None, control_variate: bool = False
+    ) -> None:
         super().__init__(n_samples)
         if refine is not None and not isinstance(refine, Langevin):
             raise TypeError(f"refine must be a Langevin refinement, got {type(refine).__name__}")
+        if not isinstance(control_variate, bool):
+            raise TypeError(f"control_variate must be True or False, got {control_variate!r}")
+        if control_variate and refine is not None:
+            raise ValueError(
+                "control_variate needs draws of q itself: refined draws are not, and under "
+                "their law ∇_v log q(h | v) has a non-zero mean; pass refine=None"
+            )
         self.refine = refine
+        self.control_variate = control_variate
+
+    def _value_log_ratio(
+        self, posterior: PosteriorSampler, h: Tensor, v_node: Tensor, log_joint: Tensor
+    ) -> Tensor:
+        """ℓ_i − log q(h_i | v) (h fixed) with the control variate, else ℓ_i. (n, B)."""
+        if not self.control_variate:
+            return log_joint
+        if not isinstance(posterior, Posterior):
+            raise TypeError(
+                f"the control variate needs the posterior's log_prob(h, v); "
+                f"{type(posterior).__name__} has none"
+            )
+        return log_joint - posterior.log_prob(h, v_node)
 
     def _draws_and_log_joint(
         self,
@@ -191,14 +222,16 @@ class _RefinableEstimator(_SampleEstimator):
 
     def __repr__(self) -> str:
         refine = f", refine={self.refine!r}" if self.refine is not None else ""
-        return f"{type(self).__name__}(n_samples={self.n_samples}{refine})"
+        cv = ", control_variate=True" if self.control_variate else ""
+        return f"{type(self).__name__}(n_samples={self.n_samples}{refine}{cv})"
 
 
 class VaES(_RefinableEstimator):
     """Variational estimate of the score: (1/L) Σ_i ∇_v log p̃(v, h_i), h_i ~ q fixed
-    (refined by ``refine`` when given).
+    (refined by ``refine`` when given); with ``control_variate``,
+    (1/L) Σ_i ∇_v log[p̃(v, h_i)/q(h_i | v)] (VaES-CV, eq. 4).
 
-    Its θ-gradient is the expectation term only.
+    Its θ-gradient is the expectation term only (q does not depend on θ).
     """
 
     def __call__(
@@ -210,8 +243,9 @@ class VaES(_RefinableEstimator):
         generator: torch.Generator | None = None,
         noise: EstimatorNoise | None = None,
     ) -> Tensor:
-        _h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
-        return weighted_score(log_joint, v_node, torch.full_like(log_joint, 1 / self.n_samples))
+        h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
+        log_ratio = self._value_log_ratio(posterior, h, v_node, log_joint)
+        return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
 
 
 class VaGES(_RefinableEstimator):
@@ -225,6 +259,14 @@ class VaGES(_RefinableEstimator):
     gᵀ ∂s/∂θ unbiased: g (a function of the value) is independent of the ∂s/∂θ
     estimate. Sharing one set instead biases it by O(1/L), as if the loss had a penalty
     on the posterior variance of the score.
+
+    With ``control_variate`` the value is VaES-CV of the first L draws,
+    (1/L) Σ_i ∇_v log[p̃(v, h_i)/q(h_i | v)]; the derivatives stay those of VaGES from
+    the other L. The control variate enters the value only: it has no θ in it, and
+    subtracting it inside the covariance would change the covariance's expectation
+    (with q = p(h | v) it would cancel the covariance term altogether). So the loss
+    gradient gᵀ ∂s/∂θ keeps its expectation while g is taken at a score of lower
+    variance, exact when q = p(h | v).
     """
 
     min_samples = 2
@@ -250,8 +292,9 @@ class VaGES(_RefinableEstimator):
         noise: EstimatorNoise | None = None,
     ) -> Tensor:
         n = self.n_samples
-        _h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
-        for_value, for_gradient = log_joint[:n], log_joint[n:]
+        h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
+        for_value = self._value_log_ratio(posterior, h[:n], v_node, log_joint[:n])
+        for_gradient = log_joint[n:]
         (value,) = torch.autograd.grad(
             for_value, v_node, grad_outputs=torch.full_like(for_value, 1 / n), retain_graph=True
         )
@@ -259,34 +302,18 @@ class VaGES(_RefinableEstimator):
         return score + (value - score.detach())
 
 
-class VaESCV(_SampleEstimator):
-    """VaES with a control variate: (1/L) Σ_i ∇_v log[p̃(v, h_i)/q(h_i | v)], h_i fixed.
+class VaESCV(VaES):
+    """VaES with the control variate, ``VaES(n_samples, control_variate=True)``:
+    (1/L) Σ_i ∇_v log[p̃(v, h_i)/q(h_i | v)], h_i fixed.
 
     Exact, with zero variance, when q = p(h | v).
     """
 
-    def __call__(
-        self,
-        energy: Energy,
-        posterior: Posterior,
-        v: Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        noise: EstimatorNoise | None = None,
-    ) -> Tensor:
-        noise = _check_noise(noise, self.draws, "VaESCV")
-        h, v_node, log_joint = _fixed_draws(
-            energy,
-            posterior,
-            v,
-            self.n_samples,
-            refine=None,
-            generator=generator,
-            noise=noise,
-            counted=self._counted(),
-        )
-        log_ratio = log_joint - posterior.log_prob(h, v_node)
-        return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
+    def __init__(self, n_samples: int) -> None:
+        super().__init__(n_samples, control_variate=True)
+
+    def __repr__(self) -> str:
+        return f"VaESCV(n_samples={self.n_samples})"
 
 
 class ImportanceSampling(_SampleEstimator):

@@ -1,4 +1,5 @@
-"""Several methods, several seeds: stacked training, a table, curves on one plot.
+"""Several methods, several seeds: stacked training, a table, curves on one plot or on
+several panels (one per family of methods).
 
 Every run gets its own folder ``out/<name>/seed<k>`` with the files of a single run.
 Runs of one model shape (their settings differ only in seed and learning rates) train
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from eblvm.loop import train_stack
 from eblvm.presets import task_for
@@ -36,6 +38,12 @@ from eblvm.settings import Settings
 from eblvm_eval.files import write_atomically
 
 CONVERGED_WITHIN = 0.02  # nats: a method has converged once within this of its final value
+
+# Ten colours that stay apart (matplotlib's tab10) and four line styles: series i takes
+# colour i mod 10 and style (i + i div 10) mod 4, so that neighbours differ in both
+# (curves that overlap stay visible) and 40 series have 40 distinct pairs.
+COLOURS = tuple(f"C{i}" for i in range(10))
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,13 +139,17 @@ def compare(
     jobs: int = 1,
     metric: str = "test_log_likelihood",
     x_axis: str = "iteration",
+    panels: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every configuration with every seed (resuming finished or interrupted runs),
     stacking runs of one shape, then write ``comparison.png``, ``comparison.md`` and
     ``comparison.json``. Returns the table rows. ``jobs`` > 1 trains stacks in that many
-    processes; ``x_axis``: ``iteration`` or ``seconds`` (wall time) for the plot."""
+    processes; ``x_axis``: ``iteration`` or ``seconds`` (wall time) for the plot;
+    ``panels``: title -> configuration names, one panel each (the paper's Fig. 3: the DSM
+    family, the KSD family), every configuration on one panel when None."""
     if x_axis not in ("iteration", "seconds"):
         raise ValueError(f"x_axis must be iteration or seconds, got {x_axis!r}")
+    panels = check_panels(panels, configs)
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     out = Path(out_dir)
@@ -154,8 +166,51 @@ def compare(
     rows = [_row(name, [r for r in runs if r.name == name], metric) for name in configs]
     write_json(out / "comparison.json", rows)
     atomic_write_bytes(out / "comparison.md", format_table(rows).encode())
-    _plot(rows, runs, out, metric, x_axis, seeds)
+    figure = comparison_figure(rows, metric=metric, x_axis=x_axis, seeds=len(seeds), panels=panels)
+    write_atomically(
+        out / "comparison.png",
+        lambda file: figure.savefig(file, format="png", dpi=120, bbox_inches="tight"),
+    )
+    plt.close(figure)
     return rows
+
+
+def check_panels(
+    panels: Mapping[str, Sequence[str]] | None, configs: Mapping[str, object]
+) -> dict[str, list[str]]:
+    """The panels as title -> names, each name a configuration's; every configuration
+    on one untitled panel when ``panels`` is None."""
+    if panels is None:
+        return {"": list(configs)}
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError(f"panels must map panel titles to configuration names, got {panels!r}")
+    checked: dict[str, list[str]] = {}
+    for title, names in panels.items():
+        if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+            raise ValueError(f"panels[{title!r}] must be a non-empty list of names, got {names!r}")
+        unknown = [name for name in names if name not in configs]
+        if unknown:
+            raise ValueError(
+                f"panels[{title!r}] names {unknown}, which are not among the compared "
+                f"configurations {list(configs)}"
+            )
+        checked[str(title)] = list(names)
+    return checked
+
+
+def line_styles(names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Each name its own (colour, line style), in order; a name keeps its pair on every
+    panel."""
+    most = len(COLOURS) * len(LINE_STYLES)
+    if len(names) > most:
+        raise ValueError(f"a comparison draws at most {most} distinct series, got {len(names)}")
+    return {
+        name: (
+            COLOURS[i % len(COLOURS)],
+            LINE_STYLES[(i + i // len(COLOURS)) % len(LINE_STYLES)],
+        )
+        for i, name in enumerate(names)
+    }
 
 
 def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
@@ -194,46 +249,63 @@ def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
     return row
 
 
-def _plot(
+def comparison_figure(
     rows: list[dict[str, Any]],
-    runs: list[PlannedRun],
-    out: Path,
+    *,
     metric: str,
     x_axis: str,
-    seeds: Sequence[int],
-) -> None:
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        curve = row.get("curve")
-        if not curve:
-            continue
-        x = curve[x_axis]
-        means, stds = curve["mean"], curve["std"]
-        axis.plot(x, means, label=row["method"])
-        axis.fill_between(
-            x,
-            [m - s for m, s in zip(means, stds, strict=True)],
-            [m + s for m, s in zip(means, stds, strict=True)],
-            alpha=0.2,
-        )
-    ceilings = [r["data_log_likelihood"] for r in rows if r.get("data_log_likelihood") is not None]
-    if metric == "test_log_likelihood" and ceilings:
-        axis.axhline(
-            ceilings[0],
-            color="grey",
-            linestyle="--",
-            linewidth=1,
-            label=f"the data's own log-density ({ceilings[0]:.3f})",
-        )
-    axis.set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
-    axis.set_ylabel(metric.replace("_", " "))
-    axis.set_title(f"mean ± std over {len(seeds)} seed(s)")
-    axis.legend(fontsize="small")
-    figure.tight_layout()
-    write_atomically(
-        out / "comparison.png", lambda file: figure.savefig(file, format="png", dpi=120)
+    seeds: int,
+    panels: Mapping[str, Sequence[str]],
+) -> Figure:
+    """The mean ± std curves of ``rows``, one panel per entry of ``panels`` (title ->
+    method names), stacked top to bottom with a shared x-axis, each with its legend to
+    the right of its axes; every method its own (colour, line style)."""
+    by_name = {row["method"]: row for row in rows}
+    styles = line_styles([row["method"] for row in rows])
+    longest = max(len(names) for names in panels.values())
+    height = max(3.2, 0.22 * longest + 1.0)
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(10, height * len(panels)), sharex=True, squeeze=False
     )
-    plt.close(figure)
+    ceilings = [r["data_log_likelihood"] for r in rows if r.get("data_log_likelihood") is not None]
+    for axis, (title, names) in zip(axes[:, 0], panels.items(), strict=True):
+        for name in names:
+            curve = by_name[name].get("curve")
+            if not curve:
+                continue
+            colour, style = styles[name]
+            x, means, stds = curve[x_axis], curve["mean"], curve["std"]
+            axis.plot(x, means, color=colour, linestyle=style, linewidth=1.6, label=name)
+            axis.fill_between(
+                x,
+                [m - s for m, s in zip(means, stds, strict=True)],
+                [m + s for m, s in zip(means, stds, strict=True)],
+                color=colour,
+                alpha=0.12,
+                linewidth=0,
+            )
+        if metric == "test_log_likelihood" and ceilings:
+            axis.axhline(
+                ceilings[0],
+                color="black",
+                linestyle=(0, (1, 3)),
+                linewidth=1,
+                label=f"the data's own log-density ({ceilings[0]:.3f})",
+            )
+        axis.set_ylabel(metric.replace("_", " "))
+        axis.set_title(
+            f"{title}: mean ± std over {seeds} seed(s)"
+            if title
+            else f"mean ± std over {seeds} seed(s)"
+        )
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:  # none when every run of the panel diverged
+            axis.legend(
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small"
+            )
+    axes[-1, 0].set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
+    figure.tight_layout()
+    return figure
 
 
 def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood") -> str:
