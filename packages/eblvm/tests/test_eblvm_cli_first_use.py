@@ -104,3 +104,53 @@ def test_threads_must_be_a_positive_integer(value, capsys):
         f"argument --threads: must be a positive integer, got {value!r}"
     )
     assert "_positive" not in err
+
+
+def _one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_an_out_under_a_file_gives_one_line(tmp_path, capsys, command):
+    (tmp_path / "config.json").write_text("{}")
+    out = tmp_path / "config.json" / "sub"
+    code = main([command, "checkerboard-quick", "--out", str(out), "--no-progress"])
+    assert code == 2
+    err = _one_line(capsys.readouterr().err)
+    assert f"{out}: a part of this path is a file, not a folder" in err
+
+
+def test_a_name_too_long_gives_one_line(tmp_path, capsys):
+    out = tmp_path / ("a" * 300)
+    assert main(["train", "checkerboard-quick", "--out", str(out), "--no-progress"]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "a name in this path is too long" in err and "a" * 300 in err
+
+
+def test_a_read_only_folder_gives_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    """A refusal to write (as a read-only parent gives to anyone but root) is one line."""
+    import errno
+
+    out = tmp_path / "read-only" / "run"
+
+    def refuse(argv):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
+    monkeypatch.setattr("eblvm.cli.run", refuse)
+    assert main(["plot", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"eblvm: error: {out}: permission denied (is the folder read-only?)\n"
+
+
+def test_plot_names_a_missing_folder(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert f"{tmp_path / 'nothing'} is not a folder" in err
+
+
+def test_plot_points_a_comparison_folder_to_its_plot(tmp_path, capsys):
+    (tmp_path / "comparison.json").write_text("[]")
+    assert main(["plot", str(tmp_path)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "is a comparison folder" in err and str(tmp_path / "comparison.png") in err
