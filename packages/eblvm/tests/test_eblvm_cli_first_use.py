@@ -3,6 +3,7 @@ one line with a non-zero status for every mistake a newcomer makes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,3 +155,102 @@ def test_plot_points_a_comparison_folder_to_its_plot(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     err = _one_line(capsys.readouterr().err)
     assert "is a comparison folder" in err and str(tmp_path / "comparison.png") in err
+
+
+TINY = ["--set=n_train=1000", "--set=compile=off", "--set=iterations=20", "--no-progress"]
+
+
+def test_rerunning_a_finished_run_says_so_and_keeps_its_compile_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "checkerboard-quick", "--out", str(out), *TINY]) == 0
+    first = capsys.readouterr().out
+    assert "already finished" not in first
+    summary = json.loads((out / "summary.json").read_text())
+    summary.update(compiled=True, compile_seconds=12.5)  # as a compiled training wrote it
+    (out / "summary.json").write_text(json.dumps(summary))
+
+    assert main(["train", "checkerboard-quick", "--out", str(out), *TINY]) == 0
+    again = capsys.readouterr().out
+    assert again.startswith("already finished at iteration 20; nothing trained: ")
+    assert "(compiled in 12.5 s)" in again
+    kept = json.loads((out / "summary.json").read_text())
+    assert kept["compiled"] is True and kept["compile_seconds"] == 12.5
+    assert "already_finished" not in kept
+    assert kept["test_log_likelihood"] == summary["test_log_likelihood"]
+
+
+def test_no_progress_is_documented_and_keeps_the_notes(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--no-progress no progress bar (notes and errors still print" in (
+        " ".join(capsys.readouterr().out.split())
+    )
+    out = tmp_path / "run"
+    assert main(["train", "checkerboard-quick", "--out", str(out), *TINY]) == 0
+    with (out / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"iteration": 21, "lo')  # a crash while writing
+    capsys.readouterr()
+    assert main(["train", "checkerboard-quick", "--out", str(out), *TINY]) == 0
+    assert "eblvm: dropped the partial last line" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("preset", "size"), [("digits-vages-dsm", 1437), ("frey-vages-dsm", 1400)])
+def test_n_train_on_a_data_set_of_fixed_size_is_refused_with_its_size(
+    tmp_path, capsys, preset, size
+):
+    out = tmp_path / "run"
+    assert main(["train", preset, "--out", str(out), "--set", "data.n_train=100000"]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert f"has {size} training examples" in err and "data.n_train=100000" in err
+    assert not out.exists()
+
+
+def test_the_fixed_sizes_are_those_of_the_data():
+    from eblvm.grbm.task import load_splits
+    from eblvm.images.data import load_images
+    from eblvm.presets import get_preset
+    from eblvm.settings import FIXED_TRAIN_SIZES
+
+    digits = load_splits(get_preset("digits-vages-dsm"))
+    assert len(digits.train) == FIXED_TRAIN_SIZES["digits"]
+    assert len(load_images(get_preset("digits32-vages-mdsm"))) == FIXED_TRAIN_SIZES["digits32"]
+
+
+def test_a_missing_fid_stats_file_is_refused_naming_it(tmp_path, capsys, monkeypatch):
+    from eblvm_testing import RANDOM_IMAGES
+
+    monkeypatch.delenv("EBLVM_FID_WEIGHTS", raising=False)  # refused even without weights
+    stats = tmp_path / "missing.npz"
+    out = tmp_path / "run"
+    settings = [f"--set={a}" for a in (*RANDOM_IMAGES, f"fid.stats={stats}")]
+    assert main(["train", "digits32-vages-mdsm", "--out", str(out), *settings]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err == (
+        f"eblvm: error: fid.stats: no statistics file at {str(stats)!r} "
+        "(`eblvm fid-stats` writes one)\n"
+    )
+
+
+def test_a_truncated_checkpoint_is_one_sentence_of_ours(tmp_path, capsys):
+    out = tmp_path / "run"
+    every = "--set=checkpoint_every=10"
+    assert main(["train", "checkerboard-quick", "--out", str(out), every, *TINY]) == 0
+    checkpoint = out / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    capsys.readouterr()
+    longer = [every, *TINY, "--set=iterations=30"]
+    assert main(["train", "checkerboard-quick", "--out", str(out), *longer]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"eblvm: error: {checkpoint} is damaged or truncated: ")
+    assert f"{out / 'checkpoint.prev.pt'} (iteration 10) is intact" in err
+    assert "Pytorch" not in err and "zip" not in err
+
+
+def test_compare_says_which_seconds_it_shows(capsys):
+    from eblvm.experiments.compare import format_table
+
+    table = format_table([{"method": "m", "seeds": 2, "failures": [], "seconds_per_run": 3.0}])
+    assert "| seconds per run (stack's ÷ its runs) |" in table and "| 3.0 |" in table
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert "wall time of each run's stack" in " ".join(capsys.readouterr().out.split())

@@ -243,7 +243,11 @@ def _add_train(commands: Any) -> None:
         metavar="RUN_DIR",
         help="start from the weights of another run of the same model (e.g. a diverged one)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
+    )
     parser.set_defaults(handler=_train)
 
 
@@ -267,7 +271,10 @@ def _train(args: argparse.Namespace) -> int:
     )
     if _distributed() and torch.distributed.get_rank() != 0:
         return 0  # rank 0 reports for every process
-    print(_report(summary, args.out))
+    report = _report(summary, args.out)
+    if summary.get("already_finished"):
+        report = f"already finished at iteration {summary['iterations']}; nothing trained: {report}"
+    print(report)
     return 0
 
 
@@ -319,9 +326,17 @@ def _add_compare(commands: Any) -> None:
         "--no-stack", action="store_true", help="train every run alone (no stacking)"
     )
     parser.add_argument(
-        "--x-axis", choices=("iteration", "seconds"), default="iteration", help="the plot's x-axis"
+        "--x-axis",
+        choices=("iteration", "seconds"),
+        default="iteration",
+        help="the plot's x-axis: iterations, or the training wall time of each run's stack "
+        "(runs trained as one stack share it)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
+    )
     parser.set_defaults(handler=_compare)
 
 
@@ -437,10 +452,11 @@ def _add_sample(commands: Any) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from eblvm.evaluate import read_run_settings
+    from eblvm.families import GRBM
     from eblvm.images.sampling import sample_run
 
     settings = read_run_settings(args.run_dir)
-    if settings.family == "grbm":
+    if settings.family is GRBM:
         from eblvm.grbm.sampling import sample_grbm_run
 
         if args.data_root is not None:

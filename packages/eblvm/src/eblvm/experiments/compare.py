@@ -135,7 +135,9 @@ def compare(
     """Train every configuration with every seed (resuming finished or interrupted runs),
     stacking runs of one shape, then write ``comparison.png``, ``comparison.md`` and
     ``comparison.json``. Returns the table rows. ``jobs`` > 1 trains stacks in that many
-    processes; ``x_axis``: ``iteration`` or ``seconds`` (wall time) for the plot."""
+    processes; ``x_axis``: ``iteration`` or ``seconds`` for the plot: the training wall
+    time of each run's stack, shared by the runs trained together (the table's seconds
+    per run divide it by the stack's runs)."""
     if x_axis not in ("iteration", "seconds"):
         raise ValueError(f"x_axis must be iteration or seconds, got {x_axis!r}")
     if jobs < 1:
@@ -225,7 +227,7 @@ def _plot(
             linewidth=1,
             label=f"the data's own log-density ({ceilings[0]:.3f})",
         )
-    axis.set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
+    axis.set_xlabel("wall time of the run's stack (s)" if x_axis == "seconds" else "iteration")
     axis.set_ylabel(metric.replace("_", " "))
     axis.set_title(f"mean ± std over {len(seeds)} seed(s)")
     axis.legend(fontsize="small")
@@ -240,7 +242,7 @@ def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood"
     """A Markdown table of the comparison rows, failures listed under it."""
     lines = [
         f"| method | seeds | {metric.replace('_', ' ')} (mean ± std) | converged at | "
-        "seconds per run |",
+        "seconds per run (stack's ÷ its runs) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:
