@@ -18,10 +18,11 @@ RANDOM_IMAGES = (
 )
 
 
-def small_grbm(*assignments: str) -> Settings:
-    """Checkerboard VaGES-DSM on 2000 points, 30 eager iterations, evaluated every 10."""
+def small_grbm(*assignments: str, toy: bool = True) -> Settings:
+    """Checkerboard VaGES-DSM on 2000 points (``toy=False``: for a data set of its own
+    size, given by an assignment), 30 eager iterations, evaluated every 10."""
     base = [
-        "n_train=2000",
+        *(["n_train=2000"] if toy else []),
         "iterations=30",
         "eval_every=10",
         "log_every=10",

@@ -224,7 +224,7 @@ def test_sample_draws_a_2d_grbm_run_as_a_density_plot(grbm_run, tmp_path, capsys
 def test_sample_draws_a_digits_grbm_run_as_a_grid_of_gibbs_samples(tmp_path, capsys, monkeypatch):
     from eblvm.grbm import sampling
 
-    settings = small_grbm("dataset=digits", "h_dim=6", "iterations=5", "eval_every=5")
+    settings = small_grbm("dataset=digits", "h_dim=6", "iterations=5", "eval_every=5", toy=False)
     out = tmp_path / "digits"
     train(GRBMTask(settings), settings, out, progress=False)
     drawn = {}

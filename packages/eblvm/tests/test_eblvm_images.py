@@ -326,7 +326,8 @@ def test_fid_command_scores_the_runs_samples(trained, tmp_path, monkeypatch, cap
 
 def test_fid_evaluation_without_weights_is_recorded_as_off(tmp_path, monkeypatch):
     monkeypatch.delenv("EBLVM_FID_WEIGHTS", raising=False)
-    settings = apply_overrides(TINY, ["iterations=1", f"fid.stats={tmp_path / 'any.npz'}"])
+    stats = save_stats(FeatureStats(np.zeros(2), np.eye(2), 2), tmp_path / "any.npz")
+    settings = apply_overrides(TINY, ["iterations=1", f"fid.stats={stats}"])
     summary = _train(settings, tmp_path / "run")
     assert summary["checkpoint_selection"]["by"] == "none"
     assert "EBLVM_FID_WEIGHTS" in summary["checkpoint_selection"]["reason"]

@@ -6,43 +6,100 @@ Each subcommand is a pair of functions: ``_add_<name>(commands)`` declares its
 arguments and names ``_<name>(args) -> exit status`` as its handler. Every expected
 failure ends with one line on stderr and a non-zero status (2: bad input, 1: a run
 that diverged, 130: interrupted); anything else is a bug and keeps its traceback.
+
+This module imports torch and the training modules only when a subcommand runs, so
+that ``eblvm --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import distributed as dist
+from eblvm.families import IMAGE_DATASETS
 
-from eblvm.families import FAMILIES
-from eblvm.methods import METHODS
-from eblvm.presets import PRESETS, get_preset, task_for
-from eblvm.runs import RunError, TrainingDiverged, TrainingInterrupted
-from eblvm.settings import (
-    ALIASES,
-    IMAGE_DATASETS,
-    SECTIONS,
-    Settings,
-    SettingsError,
-    apply_overrides,
-    parse_value,
-)
+if TYPE_CHECKING:
+    import torch
+
+    from eblvm.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
+PACKAGES = (
+    "score_estimators",
+    "score_objectives",
+    "ebm_models",
+    "eblvm_data",
+    "eblvm_eval",
+    "eblvm",
+)
+
 
 def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    """Whether this process is one of a distributed run (torch is not imported for it)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
 
 
 def _device(name: str | None) -> torch.device | None:
+    import torch
+
     return None if name is None else torch.device(name)
+
+
+def versions() -> str:
+    """One line per package: its version, then torch's."""
+    import importlib
+
+    import torch
+
+    lines = [
+        f"{name.replace('_', '-')} {importlib.import_module(name).__version__}" for name in PACKAGES
+    ]
+    return "\n".join([*lines, f"torch {torch.__version__}"])
+
+
+class _Versions(argparse.Action):
+    """``--version``: every package's version and torch's (computed only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(versions())
+        parser.exit()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that completes itself (``complete(parser)``: arguments or texts
+    that need the libraries, hence torch) only when it parses or prints its help."""
+
+    def __init__(
+        self,
+        *args: Any,
+        complete: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete = complete
+
+    def _completed(self) -> None:
+        complete, self._complete = self._complete, None
+        if complete is not None:
+            complete(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._completed()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self._completed()
+        return super().format_help()
 
 
 def _path(value: str) -> Path:
@@ -53,9 +110,15 @@ def _path(value: str) -> Path:
 
 
 def _positive(value: str) -> int:
-    number = int(parse_value(value, 0, "a count"))
+    """A count of at least 1 (``1e3`` is 1000)."""
+    from eblvm.settings import SettingsError, parse_value
+
+    try:
+        number = int(parse_value(value, 0, "a count"))
+    except SettingsError:
+        number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
     return number
 
 
@@ -70,9 +133,12 @@ _SHARED.add_argument(
 )
 
 
-def _settings_help() -> str:
+def _settings_help(parser: argparse.ArgumentParser) -> None:
+    """The parser's epilog: every setting's name and the aliases."""
+    from eblvm.settings import ALIASES, Settings
+
     names = [name for name, _ in Settings().items()]
-    return (
+    parser.epilog = (
         "settings (--set section.key=value; `eblvm show PRESET` prints a preset's values):\n  "
         + "\n  ".join(names)
         + "\naliases: "
@@ -86,6 +152,8 @@ def _settings_help() -> str:
 def describe(name: str, settings: Settings) -> str:
     """One aligned line: the preset, its data, method, and what matters for it (the
     method's declared columns, after h when the family has latents)."""
+    from eblvm.settings import SECTIONS
+
     method = settings.method.declared
     sections = {section: getattr(settings, section) for section in SECTIONS}
     what = method.label.format(**sections)
@@ -106,6 +174,10 @@ def _add_list(commands: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from eblvm.families import FAMILIES
+    from eblvm.methods import METHODS
+    from eblvm.presets import PRESETS
+
     for family in FAMILIES.values():
         presets = {n: s for n, s in PRESETS.items() if s.family is family}
         if presets:
@@ -127,7 +199,7 @@ def _add_show(commands: Any) -> None:
         "show",
         parents=[_SHARED],
         help="print the settings a preset's run reads (after --set)",
-        epilog=_settings_help(),
+        complete=_settings_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("preset")
@@ -136,6 +208,9 @@ def _add_show(commands: Any) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from eblvm.presets import get_preset
+    from eblvm.settings import apply_overrides
+
     settings = apply_overrides(get_preset(args.preset), args.set)
     read = list(settings.read_items())
     width = max(len(name) for name, _ in read)
@@ -152,7 +227,7 @@ def _add_train(commands: Any) -> None:
         "train",
         parents=[_SHARED],
         help="train one preset (GRBM or image)",
-        epilog=_settings_help(),
+        complete=_settings_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("preset")
@@ -168,12 +243,20 @@ def _add_train(commands: Any) -> None:
         metavar="RUN_DIR",
         help="start from the weights of another run of the same model (e.g. a diverged one)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
+    )
     parser.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    import torch
+
     from eblvm.loop import train
+    from eblvm.presets import get_preset, task_for
+    from eblvm.settings import apply_overrides
 
     settings = apply_overrides(get_preset(args.preset), args.set)
     task = task_for(settings)
@@ -186,9 +269,12 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         init_from=args.init_from,
     )
-    if _distributed() and dist.get_rank() != 0:
+    if _distributed() and torch.distributed.get_rank() != 0:
         return 0  # rank 0 reports for every process
-    print(_report(summary, args.out))
+    report = _report(summary, args.out)
+    if summary.get("already_finished"):
+        report = f"already finished at iteration {summary['iterations']}; nothing trained: {report}"
+    print(report)
     return 0
 
 
@@ -240,7 +326,16 @@ def _add_compare(commands: Any) -> None:
         "--no-stack", action="store_true", help="train every run alone (no stacking)"
     )
     parser.add_argument(
-        "--x-axis", choices=("iteration", "seconds"), default="iteration", help="the plot's x-axis"
+        "--x-axis",
+        choices=("iteration", "seconds"),
+        default="iteration",
+        help="the plot's x-axis: iterations, or the training wall time of each run's stack "
+        "(runs trained as one stack share it)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
     )
     parser.add_argument(
         "--panel",
@@ -250,7 +345,6 @@ def _add_compare(commands: Any) -> None:
         help="draw these presets (with their --sweep values) on a panel of their own; repeat "
         "for more panels",
     )
-    parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_compare)
 
 
@@ -258,6 +352,9 @@ def sweep_configs(
     presets: Sequence[str], assignments: list[str], sweep: str | None
 ) -> dict[str, Settings]:
     """Each preset with the assignments, once per value of the swept setting."""
+    from eblvm.presets import get_preset
+    from eblvm.settings import SettingsError, apply_overrides
+
     configs = {name: apply_overrides(get_preset(name), assignments) for name in presets}
     if not sweep:
         return configs
@@ -388,10 +485,11 @@ def _add_sample(commands: Any) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from eblvm.evaluate import read_run_settings
+    from eblvm.families import GRBM
     from eblvm.images.sampling import sample_run
 
     settings = read_run_settings(args.run_dir)
-    if settings.family == "grbm":
+    if settings.family is GRBM:
         from eblvm.grbm.sampling import sample_grbm_run
 
         if args.data_root is not None:
@@ -536,21 +634,25 @@ def _classifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_evaluate(commands: Any) -> None:
+def _add_metric_option(parser: argparse.ArgumentParser) -> None:
     from eblvm.evaluate import METRICS
 
-    parser = commands.add_parser(
-        "evaluate",
-        parents=[_SHARED],
-        help="one metric of a finished run, beside that of the real test data",
-    )
-    _add_sampling_options(parser, n=1000, run="folder of a finished image or GRBM run")
     parser.add_argument(
         "--metric",
         required=True,
         choices=METRICS,
         help="log-likelihood for GRBM runs; the others score samples of image runs",
     )
+
+
+def _add_evaluate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        parents=[_SHARED],
+        help="one metric of a finished run, beside that of the real test data",
+        complete=_add_metric_option,
+    )
+    _add_sampling_options(parser, n=1000, run="folder of a finished image or GRBM run")
     parser.add_argument("--stats", type=_path, help="reference statistics (.npz) of fid")
     _add_weights_option(parser)
     parser.add_argument(
@@ -705,10 +807,13 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="eblvm",
         description="Train and evaluate energy-based latent variable models (VaGES and baselines).",
         parents=[_SHARED],
+    )
+    top.add_argument(
+        "--version", action=_Versions, help="print every package's version and torch's, and exit"
     )
     commands = top.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
@@ -718,30 +823,63 @@ def parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    import torch
+
     torch.set_num_threads(getattr(args, "threads", 1))
     handler: Handler = args.handler
     return handler(args)
+
+
+def _os_error_line(error: OSError) -> str:
+    """An operating system's refusal in one line that names the path."""
+    if error.filename is None:
+        return str(error)
+    path = os.fsdecode(error.filename)
+    because = {
+        errno.ENOTDIR: "a part of this path is a file, not a folder",
+        errno.EACCES: "permission denied (is the folder read-only?)",
+        errno.EPERM: "permission denied (is the folder read-only?)",
+        errno.EROFS: "the file system is read-only",
+        errno.ENAMETOOLONG: "a name in this path is too long (at most 255 bytes a name)",
+        errno.ENOSPC: "no space left on the device",
+    }.get(error.errno or 0, error.strerror or "failed")
+    return f"{path}: {because}"
+
+
+def _failure(error: Exception) -> tuple[int, str] | None:
+    """The exit status and line of an expected failure; None for a bug."""
+    from eblvm.runs import RunError, TrainingDiverged, TrainingInterrupted
+
+    if isinstance(error, TrainingInterrupted):
+        return 130, f"eblvm: {error}"
+    if isinstance(error, TrainingDiverged):
+        return 1, f"eblvm: {error}"
+    if isinstance(error, FloatingPointError):
+        return 1, f"eblvm: sampling failed: {error}"
+    if isinstance(error, (RunError, ValueError)):
+        return 2, f"eblvm: error: {error}"
+    if isinstance(error, OSError):
+        return 2, f"eblvm: error: {_os_error_line(error)}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: expected failures end with one line and a non-zero status."""
     try:
         return run(argv)
+    except KeyboardInterrupt:  # Ctrl-C outside training (e.g. while torch loads)
+        print("eblvm: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader of our output went away (`eblvm list | head`)
         sys.stderr.close()
         return 0
-    except TrainingInterrupted as error:
-        print(f"eblvm: {error}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as error:
-        print(f"eblvm: {error}", file=sys.stderr)
-        return 1
-    except FloatingPointError as error:
-        print(f"eblvm: sampling failed: {error}", file=sys.stderr)
-        return 1
-    except (RunError, ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"eblvm: error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:
+        failure = _failure(error)
+        if failure is None:
+            raise
+        status, line = failure
+        print(line, file=sys.stderr)
+        return status
     finally:
         if _distributed():
-            dist.destroy_process_group()
+            sys.modules["torch.distributed"].destroy_process_group()

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from eblvm.classifier import cached_classifier
+from eblvm.families import GRBM, IMAGE_DATASETS
 from eblvm.images.data import Images, fetch, image_count, load_images
 from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
 from eblvm.runs import CONFIG, write_json
@@ -183,14 +184,14 @@ def evaluate_run(
     if data_root is not None:
         settings = settings.changed(data={"data_root": data_root})
     if metric == LOG_LIKELIHOOD:
-        if settings.family != "grbm":
+        if settings.family is not GRBM:
             raise ValueError(
                 f"{folder} holds a {settings.data.dataset} run; log-likelihood evaluates "
                 f"GRBM runs (image runs: {', '.join(IMAGE_METRICS)})"
             )
         record = _grbm_log_likelihood(folder, settings, seed=seed, raw=raw)
     else:
-        if settings.family != "images":
+        if settings.data.dataset not in IMAGE_DATASETS:
             raise ValueError(
                 f"{folder} holds a {settings.data.dataset} run; {metric} evaluates image "
                 f"runs (GRBM runs: {LOG_LIKELIHOOD})"

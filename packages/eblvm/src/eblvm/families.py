@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from eblvm.methods import Method
-
 if TYPE_CHECKING:
     from eblvm.loop import Task
+    from eblvm.methods import Method
     from eblvm.settings import Settings
 
 

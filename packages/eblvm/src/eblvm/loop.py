@@ -54,6 +54,7 @@ from eblvm.transforms import learning_rate
 __all__ = ["BatchStream", "RunSnapshot", "Task", "rank_seed", "train", "train_stack"]
 
 _SHOWN = ("loss", "test_log_likelihood", "fid")
+_COMPILE_FIGURES = ("compiled", "compile_seconds")  # of the call that trained the run
 
 
 def __getattr__(name: str) -> Any:
@@ -75,7 +76,9 @@ def train(
 ) -> dict[str, Any]:
     """Train one run of ``settings`` in the run folder ``out`` (continuing a
     checkpointed run of the same settings). Returns the summary, also written to
-    ``out/summary.json``.
+    ``out/summary.json``; with ``already_finished: True`` (not written) when the run
+    had finished before this call, whose summary keeps the compile figures of the
+    training.
 
     Raises TrainingDiverged (the last good checkpoint kept), TrainingInterrupted
     (SIGINT/SIGTERM, checkpointed), RunMismatch, RunLocked, CheckpointError.
@@ -163,7 +166,7 @@ class _Training:
         self.compiled = CompiledStep(self.step, self.first.compile if compiles else "off")
         self.evaluation = Evaluation(task, self.runs, models, self.layout, ranks.is_main)
         self.progress_on = progress and ranks.is_main
-        self.iteration, self.train_seconds = 0, 0.0
+        self.iteration, self.resumed_at, self.train_seconds = 0, 0, 0.0
 
     def _initial_state(self) -> TrainState:
         theta = parameters_of(self.model.energy)
@@ -182,8 +185,9 @@ class _Training:
 
     def run(self) -> list[dict[str, Any]]:
         fresh = self._initial_state()
-        resumed = checkpoints.resume(self.runs, fresh, self.layout, self.ranks, self.progress_on)
+        resumed = checkpoints.resume(self.runs, fresh, self.layout, self.ranks, self.ranks.is_main)
         state, self.iteration = resumed.state, resumed.iteration
+        self.resumed_at = resumed.iteration
         self.train_seconds, self.evaluation.seconds = resumed.seconds
         if self.ranks.is_main:
             for run in self.runs:
@@ -304,9 +308,13 @@ class _Training:
                 summary["diverged"] = {"iteration": diverged.iteration, "reason": diverged.reason}
             else:
                 summary.update(self.task.finish(snapshot, dict(run.last_row or {}), run.best))
+            already_finished = self.iteration == self.resumed_at
             if self.ranks.is_main:
+                if already_finished:  # nothing compiled now: keep the figures of the training
+                    earlier = run.folder.read_summary() or {}
+                    summary.update({k: earlier[k] for k in _COMPILE_FIGURES if k in earlier})
                 run.folder.write_summary(summary)
-            summaries.append(summary)
+            summaries.append({**summary, "already_finished": True} if already_finished else summary)
         return summaries
 
 

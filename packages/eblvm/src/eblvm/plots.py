@@ -30,6 +30,13 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     """Draw the curves of ``run_dir/metrics.jsonl`` into ``out`` (default
     ``run_dir/curves.png``); each panel holds the keys the metrics have. Returns the path."""
     folder = Path(os.path.expanduser(str(run_dir)))
+    if not folder.is_dir():
+        raise RunError(f"{folder} is not a folder: name the --out folder of `eblvm train`")
+    if (folder / "comparison.json").is_file():
+        raise RunError(
+            f"{folder} is a comparison folder: its plot is {folder / 'comparison.png'}; "
+            "plot one of its runs (a folder inside it)"
+        )
     rows, _ = read_metrics(folder / METRICS)
     if not rows:
         raise RunError(f"{folder / METRICS} holds no metrics: train the run first")

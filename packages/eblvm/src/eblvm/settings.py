@@ -646,10 +646,34 @@ def nearest_settings(key: str, settings: Settings, n: int = 3) -> list[str]:
     return [shown for _, _, shown in ranked[:n]]
 
 
+# The training examples of the data sets of a fixed size: ``data.n_train`` sizes only the
+# 2-D toys and the random images.
+FIXED_TRAIN_SIZES = {
+    "digits": 1437,
+    "frey_face": 1400,
+    "digits32": 1617,
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "cifar10": 50_000,
+    "celeba": 182_637,
+}
+
+
+def _check_n_train_is_read(settings: Settings) -> None:
+    size = FIXED_TRAIN_SIZES.get(settings.data.dataset)
+    if size is not None:
+        raise SettingsError(
+            f"data.n_train={settings.data.n_train} cannot size {settings.data.dataset}: it "
+            f"has {size} training examples, all trained on (n_train sizes the 2-D toys and "
+            "random images)"
+        )
+
+
 def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
     """Apply ``key=value`` strings, each value parsed as its field's type (``1e3`` is an
     integer when it is one); keys are dotted (``optimiser.lr``) or aliases (``lr``).
-    The settings' own checks then run on the result."""
+    The settings' own checks then run on the result; ``data.n_train`` is refused for a
+    data set of a fixed size (:data:`FIXED_TRAIN_SIZES`)."""
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be Settings, got {type(settings).__name__}")
     changes: dict[str, dict[str, Any]] = {}
@@ -673,7 +697,10 @@ def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
         else:
             top[leaf] = value
     replaced = {s: dataclasses.replace(getattr(settings, s), **c) for s, c in changes.items()}
-    return dataclasses.replace(settings, **replaced, **top)
+    result = dataclasses.replace(settings, **replaced, **top)
+    if "n_train" in changes.get("data", {}):
+        _check_n_train_is_read(result)
+    return result
 
 
 def parse_value(raw: str, like: object, name: str) -> Any:

@@ -144,9 +144,11 @@ def compare(
     """Train every configuration with every seed (resuming finished or interrupted runs),
     stacking runs of one shape, then write ``comparison.png``, ``comparison.md`` and
     ``comparison.json``. Returns the table rows. ``jobs`` > 1 trains stacks in that many
-    processes; ``x_axis``: ``iteration`` or ``seconds`` (wall time) for the plot;
-    ``panels``: title -> configuration names, one panel each (the paper's Fig. 3: the DSM
-    family, the KSD family), every configuration on one panel when None."""
+    processes; ``x_axis``: ``iteration`` or ``seconds`` for the plot: the training wall
+    time of each run's stack, shared by the runs trained together (the table's seconds
+    per run divide it by the stack's runs); ``panels``: title -> configuration names,
+    one panel each (the paper's Fig. 3: the DSM family, the KSD family), every
+    configuration on one panel when None."""
     if x_axis not in ("iteration", "seconds"):
         raise ValueError(f"x_axis must be iteration or seconds, got {x_axis!r}")
     panels = check_panels(panels, configs)
@@ -303,7 +305,9 @@ def comparison_figure(
             axis.legend(
                 loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small"
             )
-    axes[-1, 0].set_xlabel("wall time per run (s)" if x_axis == "seconds" else "iteration")
+    axes[-1, 0].set_xlabel(
+        "wall time of the run's stack (s)" if x_axis == "seconds" else "iteration"
+    )
     figure.tight_layout()
     return figure
 
@@ -312,7 +316,7 @@ def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood"
     """A Markdown table of the comparison rows, failures listed under it."""
     lines = [
         f"| method | seeds | {metric.replace('_', ' ')} (mean ± std) | converged at | "
-        "seconds per run |",
+        "seconds per run (stack's ÷ its runs) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in rows:

@@ -47,15 +47,20 @@ class FidEvaluation(NamedTuple):
 def fid_evaluation(settings: Settings) -> FidEvaluation:
     """On when ``fid.stats`` names statistics and Inception weights are configured
     (``fid.weights`` or EBLVM_FID_WEIGHTS); the files are then loaded now, so that a
-    missing or wrong one stops the run before training. Off otherwise, with the reason."""
+    missing or wrong one stops the run before training (the statistics even when the
+    weights are not configured). Off otherwise, with the reason."""
     fid = settings.fid
     if not fid.stats:
         return FidEvaluation(None, None, "no fid.stats (reference statistics) given")
+    try:
+        reference = load_stats(os.path.expanduser(fid.stats))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"fid.stats: {error} (`eblvm fid-stats` writes one)") from None
     if not fid.weights and not os.environ.get(WEIGHTS_ENV_VAR):
         return FidEvaluation(
             None, None, f"no Inception weights configured (fid.weights or {WEIGHTS_ENV_VAR})"
         )
-    return FidEvaluation(load_inception(fid.weights or None), load_stats(fid.stats), None)
+    return FidEvaluation(load_inception(fid.weights or None), reference, None)
 
 
 class ImageTask:
