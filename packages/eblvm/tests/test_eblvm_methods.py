@@ -238,3 +238,14 @@ def test_refinement_and_family_rules_come_from_the_declarations():
         method_named("vagse")
     with pytest.raises(ValueError, match="must be new"):
         register_method(METHODS["cd"])
+
+
+def test_a_record_written_before_a_setting_existed_loads_with_its_default():
+    """0.3.0's config.json had no optimiser.clip_norm: it loads (clipping off, as the run
+    trained), and a record that lacks a setting that always existed is still refused."""
+    record = small_grbm().to_dict()
+    del record["optimiser"]["clip_norm"]
+    assert Settings.from_dict(record) == small_grbm()
+    del record["optimiser"]["lr"]
+    with pytest.raises(SettingsError, match=r"settings miss \['optimiser.lr'\]"):
+        Settings.from_dict(record)

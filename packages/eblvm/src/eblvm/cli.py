@@ -375,6 +375,8 @@ def compare_panels(
 ) -> dict[str, list[str]] | None:
     """``--panel TITLE=PRESET,...`` as title -> the compared names of those presets (each
     preset's swept runs); None without panels."""
+    from eblvm.settings import SettingsError
+
     if not specs:
         return None
     panels: dict[str, list[str]] = {}

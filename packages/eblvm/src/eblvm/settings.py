@@ -69,6 +69,9 @@ RUN_READS = (
     "compile",
     "tensorboard",
 )
+# Settings newer than the first records: a record without one was written before it
+# existed and takes its default (which trains as the run did then).
+ADDED_SINCE = frozenset({"optimiser.clip_norm"})  # 0.4.0
 # What a method that fits q(h | v) reads.
 POSTERIOR_READS = ("posterior.steps", "posterior.loss", "posterior.lr", "posterior.fit_at")
 
@@ -495,7 +498,8 @@ class Settings:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Settings:
         """Settings from a record of ``to_dict`` (or one holding every setting): each
-        setting the run reads must be in it, the others take their defaults; an unknown
+        setting the run reads must be in it (except those of ``ADDED_SINCE``, which
+        records written before them lack), the others take their defaults; an unknown
         key is refused."""
         if not isinstance(record, dict):
             raise SettingsError(f"settings must be a JSON object, got {type(record).__name__}")
@@ -516,7 +520,7 @@ class Settings:
             values[name] = dataclasses.replace(getattr(default, name), **value)
             given |= {f"{name}.{key}" for key in value}
         settings = dataclasses.replace(default, **values)
-        missing = [name for name in settings.reads() if name not in given]
+        missing = [name for name in settings.reads() if name not in given | ADDED_SINCE]
         if missing:
             raise SettingsError(f"settings miss {missing}")
         return settings
