@@ -293,7 +293,7 @@ class RunFolder:
             raise CheckpointError(f"{error}; {self.damaged_checkpoint_hint()}") from None
         if record["format"] != FORMAT:
             raise CheckpointError(f"{path} has checkpoint format {record['format']}, not {FORMAT}")
-        if record["fingerprint"] != settings.fingerprint():
+        if not settings.is_fingerprint(record["fingerprint"]):
             raise RunMismatch(_mismatch_message(self.out, settings))
         iterations = settings.cadence.iterations
         if record["iteration"] > iterations:

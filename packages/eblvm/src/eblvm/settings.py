@@ -76,6 +76,10 @@ ADDED_SINCE = frozenset({"optimiser.clip_norm"})  # 0.4.0
 POSTERIOR_READS = ("posterior.steps", "posterior.loss", "posterior.lr", "posterior.fit_at")
 
 
+def _digest(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class SettingsError(ValueError):
     """A setting out of its range or of the wrong type; the message names it."""
 
@@ -534,10 +538,11 @@ class Settings:
         method = dataclasses.replace(default, **{**kept, **values, "name": name})
         return dataclasses.replace(self, method=method)
 
-    def trajectory(self) -> dict[str, Any]:
+    def trajectory(self, *, unread_at_default: bool = True) -> dict[str, Any]:
         """The settings that change the run's trajectory, by dotted name: not its
         cadence, its paths or device, and not its length unless a schedule spans it; a
-        setting the run does not read counts at its default."""
+        setting the run does not read counts at its default (with ``unread_at_default``
+        False, at its value: the record that 0.3.0 fingerprinted)."""
         left_out = {
             "device",
             "compile",
@@ -551,7 +556,7 @@ class Settings:
             left_out.discard("cadence.iterations")
         if not self.optimiser.clip_norm:  # off: the fingerprints of runs before it hold
             left_out.add("optimiser.clip_norm")
-        read = set(self.reads())
+        read = set(self.reads()) if unread_at_default else {name for name, _ in self.items()}
         return {
             name: value if name in read else default
             for (name, value), (_, default) in zip(self.items(), Settings().items(), strict=True)
@@ -560,9 +565,15 @@ class Settings:
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`trajectory`: a run continues only with the same one."""
-        return hashlib.sha256(json.dumps(self.trajectory(), sort_keys=True).encode()).hexdigest()[
-            :16
-        ]
+        return _digest(self.trajectory())
+
+    def is_fingerprint(self, fingerprint: object) -> bool:
+        """Whether a checkpoint's ``fingerprint`` is this run's: today's, or the one that
+        0.3.0 wrote (every setting at its value), so that its run folders resume."""
+        return fingerprint in (
+            self.fingerprint(),
+            _digest(self.trajectory(unread_at_default=False)),
+        )
 
     def changed(self, **sections: dict[str, Any]) -> Settings:
         """These settings with fields of some sections changed:

@@ -48,7 +48,7 @@ def load_grbm_run(folder: Path, settings: Settings, *, raw: bool = False) -> Loa
             f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
         )
     record = load_checkpoint(source, required=("fingerprint", "iteration"))
-    if record["fingerprint"] != settings.fingerprint():
+    if not settings.is_fingerprint(record["fingerprint"]):
         raise CheckpointError(
             f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
         )
