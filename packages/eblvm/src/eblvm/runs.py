@@ -167,6 +167,25 @@ def load_checkpoint(path: Path, *, required: tuple[str, ...] = ()) -> dict[str, 
     return record
 
 
+def read_weights(folder: Path, settings: Settings) -> tuple[dict[str, Any], Path]:
+    """The record holding the weights of the finished or running run in ``folder``:
+    ``best.pt`` when selection wrote one, else ``checkpoint.pt``, and its path. Raises
+    FileNotFoundError when the folder holds neither, CheckpointError when the record is
+    damaged or belongs to other settings than ``settings`` (its config.json's)."""
+    best, checkpoint = folder / BEST, folder / CHECKPOINT
+    source = best if best.is_file() else checkpoint
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
+        )
+    record = load_checkpoint(source, required=("fingerprint", "iteration"))
+    if not settings.is_fingerprint(record["fingerprint"]):
+        raise CheckpointError(
+            f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
+        )
+    return record, source
+
+
 def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """The rows of ``metrics.jsonl`` (those up to iteration ``up_to`` if given) and a
     note when a partial last line (a crash while writing) was dropped. A damaged line

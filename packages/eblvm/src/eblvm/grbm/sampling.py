@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from eblvm.grbm.task import GRBMTask
-from eblvm.runs import BEST, CHECKPOINT, CONFIG, CheckpointError, load_checkpoint
+from eblvm.runs import BEST, CheckpointError, read_weights
 from eblvm.settings import Settings
 from eblvm_eval.gibbs import gibbs_sample
 from eblvm_eval.images import FORMATS, save_image_grid
@@ -41,22 +41,12 @@ def load_grbm_run(folder: Path, settings: Settings, *, raw: bool = False) -> Loa
     when selection wrote one, else checkpoint.pt's moving average (θ itself with ``raw``
     or when the run keeps none). Raises FileNotFoundError when the folder holds no
     weights, CheckpointError when they are damaged or belong to other settings."""
-    best, checkpoint = folder / BEST, folder / CHECKPOINT
-    source = best if best.is_file() else checkpoint
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
-        )
-    record = load_checkpoint(source, required=("fingerprint", "iteration"))
-    if not settings.is_fingerprint(record["fingerprint"]):
-        raise CheckpointError(
-            f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
-        )
+    record, source = read_weights(folder, settings)
     task = GRBMTask(settings)
     grbm = task.build(settings, torch.Generator().manual_seed(settings.seed)).energy
     assert isinstance(grbm, GRBM)
     try:
-        if source == best:
+        if source.name == BEST:
             grbm.load_state_dict(record["model"])
         else:
             state = record["state"]

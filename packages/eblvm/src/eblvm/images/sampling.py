@@ -23,7 +23,7 @@ from eblvm.functional import Params
 from eblvm.images.data import Images, fetch, image_count, load_images
 from eblvm.images.models import LatentEnergy, VisibleEnergy, build_model
 from eblvm.images.presets import DATASET_PRESETS
-from eblvm.runs import BEST, CHECKPOINT, CONFIG, CheckpointError, load_checkpoint, write_json
+from eblvm.runs import BEST, CONFIG, CheckpointError, read_weights, write_json
 from eblvm.settings import IMAGE_DATASETS, Settings
 from eblvm_eval.fid import (
     FeatureStats,
@@ -241,18 +241,8 @@ def load_run(
     to other settings than config.json's."""
     folder = Path(os.path.expanduser(str(run_dir)))
     settings = read_settings(folder)
-    best, checkpoint = folder / BEST, folder / CHECKPOINT
-    source = best if best.is_file() else checkpoint
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"no weights in {folder}: neither {best} nor {checkpoint} exists (train the run first)"
-        )
-    record = load_checkpoint(source, required=("fingerprint", "iteration"))
-    if not settings.is_fingerprint(record["fingerprint"]):
-        raise CheckpointError(
-            f"{source} belongs to other settings than {folder / CONFIG}: was config.json edited?"
-        )
-    theta, phi = _weights(record, source, best=source == best, raw=raw)
+    record, source = read_weights(folder, settings)
+    theta, phi = _weights(record, source, best=source.name == BEST, raw=raw)
     model = build_model(settings)
     try:
         model.energy.load_state_dict(theta)
