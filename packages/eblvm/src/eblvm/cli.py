@@ -486,9 +486,9 @@ def _add_sample(commands: Any) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from eblvm.evaluate import read_run_settings
     from eblvm.families import GRBM
     from eblvm.images.sampling import sample_run
+    from eblvm.runs import read_run_settings
 
     settings = read_run_settings(args.run_dir)
     if settings.family is GRBM:

@@ -20,7 +20,6 @@ The record is written to ``RUN_DIR/evaluation-<metric>.json`` and returned.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ from eblvm.classifier import cached_classifier
 from eblvm.families import GRBM, IMAGE_DATASETS
 from eblvm.images.data import Images, fetch, image_count, load_images
 from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
-from eblvm.runs import CONFIG, write_json
+from eblvm.runs import read_run_settings, write_json
 from eblvm.settings import Settings
 from eblvm_eval.classifier import (
     Classifier,
@@ -133,17 +132,6 @@ IMAGE_METRICS: dict[str, Callable[[Settings, Images, Options], Scorer]] = {
     "classifier-score": _classifier_score,
 }
 METRICS = (*IMAGE_METRICS, LOG_LIKELIHOOD)
-
-
-def read_run_settings(run_dir: Path) -> Settings:
-    """The settings in ``run_dir/config.json`` (any family)."""
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run folder")
-    try:
-        return Settings.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path} does not hold a run's settings: {error}") from None
 
 
 def _first(images: Images, n: int) -> Tensor:

@@ -167,6 +167,18 @@ def load_checkpoint(path: Path, *, required: tuple[str, ...] = ()) -> dict[str, 
     return record
 
 
+def read_run_settings(folder: Path) -> Settings:
+    """The settings in ``folder/config.json`` (any family). Raises FileNotFoundError when
+    the folder holds none, ValueError when the file holds no run's settings."""
+    path = folder / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {folder} is not a run folder")
+    try:
+        return Settings.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} does not hold a run's settings: {error}") from None
+
+
 def read_weights(folder: Path, settings: Settings) -> tuple[dict[str, Any], Path]:
     """The record holding the weights of the finished or running run in ``folder``:
     ``best.pt`` when selection wrote one, else ``checkpoint.pt``, and its path. Raises

@@ -10,7 +10,6 @@ the images are then clamped to [0, 1]. A run's weights are read back with
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from eblvm.functional import Params
 from eblvm.images.data import Images, fetch, image_count, load_images
 from eblvm.images.models import LatentEnergy, VisibleEnergy, build_model
 from eblvm.images.presets import DATASET_PRESETS
-from eblvm.runs import BEST, CONFIG, CheckpointError, read_weights, write_json
+from eblvm.runs import BEST, CheckpointError, read_run_settings, read_weights, write_json
 from eblvm.settings import IMAGE_DATASETS, Settings
 from eblvm_eval.fid import (
     FeatureStats,
@@ -202,13 +201,7 @@ class LoadedRun(NamedTuple):
 
 def read_settings(run_dir: Path) -> Settings:
     """The settings of the image run in ``run_dir``."""
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run folder")
-    try:
-        settings = Settings.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path} does not hold a run's settings: {error}") from None
+    settings = read_run_settings(run_dir)
     if settings.data.dataset not in IMAGE_DATASETS:
         raise ValueError(
             f"{run_dir} holds a {settings.data.dataset} run; sample and fid work on image runs"
