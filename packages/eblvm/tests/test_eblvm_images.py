@@ -614,7 +614,7 @@ def test_fashion_mnist_presets_train_on_its_train_and_validation_images_padded(t
         assert load_images(local, split="test").shape == (3, 1, 32, 32)
     assert get_preset("fashion-ebm-mdsm").method.name == "exact"
     vages = get_preset("fashion-vages-mdsm")
-    assert vages.method.name == "vages" and vages.data.batch_size == 64
+    assert vages.method.name == "vages" and vages.data.batch_size == 32
     model = vages.model
     assert (model.base_width, model.blocks_per_stage, model.posterior_width) == (32, 1, 16)
 
