@@ -242,3 +242,42 @@ def test_load_run_of_an_image_run_and_of_a_custom_run(tmp_path):
         eblvm.load_run(tmp_path / "mine")
     run = eblvm.load_run(tmp_path / "mine", task=task)
     assert isinstance(run.model, Energy) and not torch.equal(run.model.w, torch.ones(2, 1))
+
+
+def test_compare_of_image_presets_shows_their_loss(tmp_path, capsys):
+    argv = ["compare", "digits32-ebm-mdsm", "--out", str(tmp_path), "--seeds", "2"]
+    tiny = ["iterations=2", "base_width=8", "model.blocks_per_stage=1", "batch_size=8"]
+    assert main([*argv, *(f"--set={a}" for a in [*tiny, "compile=off"]), "--no-progress"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| method | seeds | loss (mean ± std) | seconds per run")
+    cells = [cell.strip() for cell in table[2].split("|")[1:-1]]
+    assert cells[0] == "digits32-ebm-mdsm" and cells[1] == "2/2"
+    mean, _, std = cells[2].partition(" ± ")
+    assert float(mean) > 0 and float(std) >= 0 and "fid" not in table[0]
+
+
+def test_the_table_has_a_fid_column_only_when_runs_computed_one():
+    from eblvm.experiments.compare import format_table
+
+    rows = [
+        {"method": "a", "seeds": 2, "failures": [], "loss_mean": 1.0, "loss_std": 0.1},
+        {"method": "b", "seeds": 2, "failures": [], "loss_mean": 2.0, "loss_std": 0.2},
+    ]
+    assert "fid" not in format_table(rows, "loss")
+    rows[1].update({"fid_mean": 80.0, "fid_std": 3.0})
+    lines = format_table(rows, "loss").splitlines()
+    assert lines[0].startswith("| method | seeds | loss (mean ± std) | fid (mean ± std) |")
+    assert "| a | 2/2 | 1.0000 ± 0.1000 | – |" in lines[2]
+    assert "| b | 2/2 | 2.0000 ± 0.2000 | 80.0000 ± 3.0000 |" in lines[3]
+
+
+def test_a_narrow_loss_range_is_drawn_on_a_linear_axis(tmp_path, monkeypatch):
+    from eblvm import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    for loss, scale in [(lambda i: 397.5 + i / 100, "linear"), (lambda i: 1000 / i, "log")]:
+        rows = [{"iteration": i, "loss": loss(i)} for i in range(1, 60)]
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        plots.plot_run(tmp_path)
+        assert figures.pop().axes[0].get_yscale() == scale

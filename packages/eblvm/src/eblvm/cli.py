@@ -484,7 +484,7 @@ def compare_panels(
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from eblvm.experiments.compare import compare, format_table
+    from eblvm.experiments.compare import compare, default_metric, format_table
 
     configs = sweep_configs(args.presets, args.set, args.sweep, args.config)
     panels = compare_panels(args.panel, args.presets, args.sweep)
@@ -498,7 +498,7 @@ def _compare(args: argparse.Namespace) -> int:
         x_axis=args.x_axis,
         panels=panels,
     )
-    print(format_table(rows), end="")
+    print(format_table(rows, default_metric(configs)), end="")
     print(f"plot: {args.out / 'comparison.png'}")
     failures = sum(len(row["failures"]) for row in rows)
     if failures:
