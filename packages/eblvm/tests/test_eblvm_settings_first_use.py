@@ -85,9 +85,12 @@ def test_a_run_resumes_from_its_folder_alone_with_more_iterations(tmp_path, caps
     record = json.loads((out / "config.json").read_text())
     assert record["cadence"]["iterations"] == 30
     before = Settings.from_dict(record).changed(cadence={"iterations": 20})
-    assert before.to_dict() == apply_overrides(
-        get_preset("checkerboard-quick"), ["compile=off"], config=config
-    ).to_dict()  # nothing but the iterations changed
+    assert (
+        before.to_dict()
+        == apply_overrides(
+            get_preset("checkerboard-quick"), ["compile=off"], config=config
+        ).to_dict()
+    )  # nothing but the iterations changed
 
 
 def test_resume_names_a_folder_that_holds_no_run(tmp_path, capsys):
@@ -106,17 +109,36 @@ def test_resume_names_a_folder_that_holds_no_run(tmp_path, capsys):
 )
 def test_a_setting_that_does_not_apply_is_refused_naming_the_run(preset, assignment, named):
     with pytest.raises(SettingsError) as caught:
-        apply_overrides(get_preset(preset), [assignment])
+        apply_overrides(get_preset(preset), [assignment], strict=True)
     message = str(caught.value)
     assert message.startswith(f"{assignment.partition('=')[0]} does not apply to")
     assert named in message
 
 
 def test_a_setting_that_applies_after_a_method_change_is_accepted():
-    settings = apply_overrides(get_preset("checkerboard-vages-dsm"), ["method=cd", "method.cd_steps=3"])
+    settings = apply_overrides(
+        get_preset("checkerboard-vages-dsm"), ["method=cd", "method.cd_steps=3"], strict=True
+    )
     assert settings.method.cd_steps == 3
-    with pytest.raises(SettingsError, match="method.cd_steps does not apply"):
-        apply_overrides(get_preset("checkerboard-vages-dsm"), ["method.cd_steps=3"])
+    with pytest.raises(SettingsError, match=r"method\.cd_steps does not apply"):
+        apply_overrides(get_preset("checkerboard-vages-dsm"), ["method.cd_steps=3"], strict=True)
+    lenient = apply_overrides(get_preset("checkerboard-vages-dsm"), ["method.cd_steps=3"])
+    assert lenient.to_dict() == get_preset("checkerboard-vages-dsm").to_dict()  # not read
+
+
+def test_compare_refuses_a_setting_that_no_compared_run_reads(capsys):
+    from eblvm.cli import sweep_configs
+
+    both = ["checkerboard-vages-dsm", "checkerboard-cd"]
+    configs = sweep_configs(both, ["posterior.lr=0.01"], None)  # the VaGES run reads it
+    assert configs["checkerboard-vages-dsm"].posterior.lr == 0.01
+    with pytest.raises(SettingsError, match="a grbm run trained by vages with dsm or a grbm"):
+        sweep_configs(both, ["model.base_width=8"], None)
+    with pytest.raises(SettingsError, match=r"model\.base_width does not apply"):
+        sweep_configs(both, [], "base_width=8,16")
+    argv = ["compare", *both, "--out", "unused", "--set", "model.base_width=8"]
+    assert main(argv) == 2
+    assert "model.base_width does not apply" in _one_line(capsys.readouterr().err)
 
 
 def test_every_setting_is_described_and_the_command_lists_them(capsys):

@@ -135,9 +135,9 @@ _SHARED.add_argument(
 
 def _settings_help(parser: argparse.ArgumentParser) -> None:
     """The parser's epilog: where the settings are listed, and the aliases."""
-    from eblvm.settings import ALIASES
-
     import textwrap
+
+    from eblvm.settings import ALIASES
 
     parser.epilog = "\n".join(
         textwrap.fill(paragraph, 79, break_on_hyphens=False)
@@ -247,7 +247,7 @@ def _show(args: argparse.Namespace) -> int:
     from eblvm.presets import get_preset
     from eblvm.settings import apply_overrides
 
-    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config)
+    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config, strict=True)
     read = list(settings.read_items())
     width = max(len(name) for name, _ in read)
     for name, value in read:
@@ -292,7 +292,7 @@ def _train(args: argparse.Namespace) -> int:
     from eblvm.presets import get_preset
     from eblvm.settings import apply_overrides
 
-    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config)
+    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config, strict=True)
     return _train_run(args, settings, args.out, init_from=args.init_from)
 
 
@@ -437,14 +437,15 @@ def sweep_configs(
     config: Path | None = None,
 ) -> dict[str, Settings]:
     """Each preset with the settings of ``config`` (a TOML file) and the assignments,
-    once per value of the swept setting."""
+    once per value of the swept setting; a setting that none of them reads is refused."""
     from eblvm.presets import get_preset
-    from eblvm.settings import SettingsError, apply_overrides
+    from eblvm.settings import ALIASES, SettingsError, apply_overrides, refuse_unread
 
     configs = {
         name: apply_overrides(get_preset(name), assignments, config=config) for name in presets
     }
     if not sweep:
+        refuse_unread(assigned_names(presets, assignments, config), list(configs.values()))
         return configs
     key, sep, values = sweep.partition("=")
     if not sep or not values or "/" in values:
@@ -455,7 +456,19 @@ def sweep_configs(
             if not value or value in (".", "..") or os.sep in value:
                 raise SettingsError(f"--sweep value {value!r} cannot name a run folder")
             swept[f"{name}-{key}={value}"] = apply_overrides(settings, [f"{key}={value}"])
+    names = [*assigned_names(presets, assignments, config), ALIASES.get(key, key)]
+    refuse_unread(names, list(swept.values()))
     return swept
+
+
+def assigned_names(
+    presets: Sequence[str], assignments: list[str], config: Path | None
+) -> list[str]:
+    """The dotted names of the settings that ``config`` and ``assignments`` give."""
+    from eblvm.presets import get_preset
+    from eblvm.settings import assigned_values
+
+    return list(assigned_values(get_preset(presets[0]), assignments, config=config))
 
 
 def compare_panels(

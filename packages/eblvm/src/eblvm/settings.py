@@ -20,7 +20,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -703,14 +703,29 @@ def apply_overrides(
     assignments: list[str],
     *,
     config: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> Settings:
     """Apply ``config`` (a TOML file of settings, sections as tables: :func:`read_config`)
     and then the ``key=value`` strings, each value parsed as its field's type (``1e3`` is
     an integer when it is one); keys are dotted (``optimiser.lr``) or aliases (``lr``).
     The settings' own checks then run on the result; ``data.n_train`` is refused for a
-    data set of a fixed size (:data:`FIXED_TRAIN_SIZES`), and a setting the run does not
-    read (its family's, its method's and every run's: :meth:`Settings.reads`) is refused
-    naming the family and method it does not apply to."""
+    data set of a fixed size (:data:`FIXED_TRAIN_SIZES`). ``strict`` (as the ``eblvm``
+    command): a setting the run does not read is refused too (:func:`refuse_unread`)."""
+    values = assigned_values(settings, assignments, config=config)
+    result = apply_values(settings, values)
+    if strict:
+        refuse_unread(values, [result])
+    return result
+
+
+def assigned_values(
+    settings: Settings,
+    assignments: list[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The values that ``config`` and then ``assignments`` give (see
+    :func:`apply_overrides`), by dotted name, each of its setting's type."""
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be Settings, got {type(settings).__name__}")
     values = {} if config is None else read_config(config, settings)
@@ -721,7 +736,21 @@ def apply_overrides(
             raise SettingsError(f"--set expects key=value, got {assignment!r}")
         name = _known_name(key, settings, "")
         values[name] = parse_value(raw, current[name], name)
-    return _apply(settings, values)
+    return values
+
+
+def refuse_unread(names: Iterable[str], runs: Sequence[Settings]) -> None:
+    """SettingsError naming the first of ``names`` that none of ``runs`` reads (their
+    families' and methods' declarations say which: :meth:`Settings.reads`) and the runs
+    it does not apply to."""
+    read = {name for settings in runs for name in settings.reads()}
+    unread = [name for name in names if name not in read]
+    if unread:
+        kinds = " or ".join(dict.fromkeys(settings.run_kind() for settings in runs))
+        raise SettingsError(
+            f"{unread[0]} does not apply to {kinds}, which does not read it "
+            "(`eblvm show PRESET` lists the settings a run reads)"
+        )
 
 
 def _known_name(key: str, settings: Settings, source: str) -> str:
@@ -737,8 +766,8 @@ def _known_name(key: str, settings: Settings, source: str) -> str:
     return name
 
 
-def _apply(settings: Settings, values: dict[str, Any]) -> Settings:
-    """``settings`` with ``values`` (dotted name -> value), checked (see
+def apply_values(settings: Settings, values: dict[str, Any]) -> Settings:
+    """``settings`` with ``values`` (dotted name -> value of its type), checked (see
     :func:`apply_overrides`)."""
     changes: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
@@ -749,13 +778,6 @@ def _apply(settings: Settings, values: dict[str, Any]) -> Settings:
     result = dataclasses.replace(settings, **replaced, **top)
     if "n_train" in changes.get("data", {}):
         _check_n_train_is_read(result)
-    read = set(result.reads())
-    unread = [name for name in values if name not in read]
-    if unread:
-        raise SettingsError(
-            f"{unread[0]} does not apply to {result.run_kind()}, which does not read it "
-            "(`eblvm show PRESET` lists the settings a run reads)"
-        )
     return result
 
 
