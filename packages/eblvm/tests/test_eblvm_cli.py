@@ -40,11 +40,14 @@ def test_show_prints_every_setting_with_its_value(capsys):
     assert shown["cadence.iterations"] == "100000"
 
 
-def test_train_help_lists_the_settings(capsys):
+def test_train_help_is_short_and_points_to_the_settings(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    assert "--set" in text and "optimiser.lr" in text and "posterior.fit_at" in text
+    assert "--set" in text and "--config" in text and "`eblvm settings [PRESET]`" in text
+    assert "posterior.fit_at" not in text and len(text.splitlines()) < 45
+    assert main(["settings"]) == 0
+    assert "fit_at" in capsys.readouterr().out
 
 
 def test_train_writes_the_summary_and_the_plot(tmp_path, capsys):

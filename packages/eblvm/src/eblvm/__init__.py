@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from eblvm.settings import Settings, SettingsError, apply_overrides
     from eblvm.task import RunSnapshot, Task
+    from eblvm.trained import TrainedRun, load_run
 
 # Each public name and the module that defines it.
 _MODULE_OF = {
@@ -57,6 +58,8 @@ _MODULE_OF = {
     "apply_overrides": "eblvm.settings",
     "RunSnapshot": "eblvm.task",
     "Task": "eblvm.task",
+    "TrainedRun": "eblvm.trained",
+    "load_run": "eblvm.trained",
 }
 
 __all__ = [
@@ -73,18 +76,20 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Task",
+    "TrainedRun",
     "TrainingDiverged",
     "TrainingInterrupted",
     "apply_overrides",
     "compare",
     "get_preset",
+    "load_run",
     "register_family",
     "register_method",
     "task_for",
     "train",
     "train_stack",
 ]
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _DEPRECATED = {"RunView": "RunSnapshot"}  # the former names, kept until 0.5
 

@@ -134,15 +134,29 @@ _SHARED.add_argument(
 
 
 def _settings_help(parser: argparse.ArgumentParser) -> None:
-    """The parser's epilog: every setting's name and the aliases."""
-    from eblvm.settings import ALIASES, Settings
+    """The parser's epilog: where the settings are listed, and the aliases."""
+    import textwrap
 
-    names = [name for name, _ in Settings().items()]
-    parser.epilog = (
-        "settings (--set section.key=value; `eblvm show PRESET` prints a preset's values):\n  "
-        + "\n  ".join(names)
-        + "\naliases: "
-        + ", ".join(f"{alias} ({name})" for alias, name in ALIASES.items())
+    from eblvm.settings import ALIASES
+
+    parser.epilog = "\n".join(
+        textwrap.fill(paragraph, 79, break_on_hyphens=False)
+        for paragraph in (
+            "settings (--set section.key=value, or a TOML file of sections with --config): "
+            "`eblvm settings [PRESET]` lists each with its type, value, allowed values and "
+            "meaning; `eblvm show PRESET` prints the values a preset's run reads.",
+            "aliases: " + ", ".join(f"{alias} ({name})" for alias, name in ALIASES.items()),
+        )
+    )
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=_path,
+        metavar="FILE.toml",
+        help="settings from a TOML file (sections as tables, the keys of --set); --set "
+        "overrides it",
     )
 
 
@@ -203,15 +217,37 @@ def _add_show(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("preset")
+    _add_config_option(parser)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.set_defaults(handler=_show)
+
+
+def _add_settings(commands: Any) -> None:
+    parser = commands.add_parser(
+        "settings",
+        parents=[_SHARED],
+        help="every setting with its type, value, allowed values and meaning (with a "
+        "preset: those its run reads)",
+    )
+    parser.add_argument("preset", nargs="?")
+    parser.set_defaults(handler=_settings)
+
+
+def _settings(args: argparse.Namespace) -> int:
+    from eblvm.presets import get_preset
+    from eblvm.settings import Settings
+    from eblvm.settings_doc import format_settings
+
+    settings = get_preset(args.preset) if args.preset else Settings()
+    print(format_settings(settings, args.preset), end="")
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from eblvm.presets import get_preset
     from eblvm.settings import apply_overrides
 
-    settings = apply_overrides(get_preset(args.preset), args.set)
+    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config, strict=True)
     read = list(settings.read_items())
     width = max(len(name) for name, _ in read)
     for name, value in read:
@@ -234,6 +270,7 @@ def _add_train(commands: Any) -> None:
     parser.add_argument(
         "--out", required=True, type=_path, help="run folder (resumed if it holds the run)"
     )
+    _add_config_option(parser)
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="change a setting"
     )
@@ -252,30 +289,74 @@ def _add_train(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from eblvm.presets import get_preset
+    from eblvm.settings import apply_overrides
+
+    settings = apply_overrides(get_preset(args.preset), args.set, config=args.config, strict=True)
+    return _train_run(args, settings, args.out, init_from=args.init_from)
+
+
+def _train_run(
+    args: argparse.Namespace, settings: Settings, out: Path, *, init_from: Path | None = None
+) -> int:
+    """Train (or continue) the run of ``settings`` in ``out`` and print its report."""
     import torch
 
     from eblvm.loop import train
-    from eblvm.presets import get_preset, task_for
-    from eblvm.settings import apply_overrides
+    from eblvm.presets import task_for
 
-    settings = apply_overrides(get_preset(args.preset), args.set)
     task = task_for(settings)
     if "threads" not in vars(args):
         torch.set_num_threads(task.cpu_threads)
-    summary = train(
-        task,
-        settings,
-        args.out,
-        progress=not args.no_progress,
-        init_from=args.init_from,
-    )
+    summary = train(task, settings, out, progress=not args.no_progress, init_from=init_from)
     if _distributed() and torch.distributed.get_rank() != 0:
         return 0  # rank 0 reports for every process
-    report = _report(summary, args.out)
+    report = _report(summary, out)
     if summary.get("already_finished"):
         report = f"already finished at iteration {summary['iterations']}; nothing trained: {report}"
     print(report)
     return 0
+
+
+def _add_resume(commands: Any) -> None:
+    parser = commands.add_parser(
+        "resume",
+        parents=[_SHARED],
+        help="continue a run from its folder (its config.json), for more iterations if asked",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of a run")
+    parser.add_argument(
+        "--iterations",
+        type=_positive,
+        help="train to this many iterations in all (default: the run's own); only "
+        "cadence.iterations changes",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
+    )
+    parser.set_defaults(handler=_resume)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from eblvm.runs import CHECKPOINT, RunError, load_checkpoint, read_run_settings
+
+    settings = read_run_settings(args.run_dir)
+    if args.iterations is not None:
+        checkpoint = args.run_dir / CHECKPOINT
+        done = (
+            int(load_checkpoint(checkpoint, required=("iteration",))["iteration"])
+            if checkpoint.is_file()
+            else 0
+        )
+        if args.iterations < done:
+            raise RunError(
+                f"{args.run_dir} is at iteration {done}; --iterations {args.iterations} is "
+                "below it and a run is never shortened"
+            )
+        settings = settings.changed(cadence={"iterations": args.iterations})
+    return _train_run(args, settings, args.run_dir)
 
 
 def _report(summary: dict[str, Any], out: Path) -> str:
@@ -315,6 +396,7 @@ def _add_compare(commands: Any) -> None:
     parser.add_argument("presets", nargs="+")
     parser.add_argument("--out", required=True, type=_path)
     parser.add_argument("--seeds", type=_positive, default=3, help="number of seeds (0..n-1)")
+    _add_config_option(parser)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--sweep",
@@ -349,14 +431,21 @@ def _add_compare(commands: Any) -> None:
 
 
 def sweep_configs(
-    presets: Sequence[str], assignments: list[str], sweep: str | None
+    presets: Sequence[str],
+    assignments: list[str],
+    sweep: str | None,
+    config: Path | None = None,
 ) -> dict[str, Settings]:
-    """Each preset with the assignments, once per value of the swept setting."""
+    """Each preset with the settings of ``config`` (a TOML file) and the assignments,
+    once per value of the swept setting; a setting that none of them reads is refused."""
     from eblvm.presets import get_preset
-    from eblvm.settings import SettingsError, apply_overrides
+    from eblvm.settings import ALIASES, SettingsError, apply_overrides, refuse_unread
 
-    configs = {name: apply_overrides(get_preset(name), assignments) for name in presets}
+    configs = {
+        name: apply_overrides(get_preset(name), assignments, config=config) for name in presets
+    }
     if not sweep:
+        refuse_unread(assigned_names(presets, assignments, config), list(configs.values()))
         return configs
     key, sep, values = sweep.partition("=")
     if not sep or not values or "/" in values:
@@ -367,7 +456,19 @@ def sweep_configs(
             if not value or value in (".", "..") or os.sep in value:
                 raise SettingsError(f"--sweep value {value!r} cannot name a run folder")
             swept[f"{name}-{key}={value}"] = apply_overrides(settings, [f"{key}={value}"])
+    names = [*assigned_names(presets, assignments, config), ALIASES.get(key, key)]
+    refuse_unread(names, list(swept.values()))
     return swept
+
+
+def assigned_names(
+    presets: Sequence[str], assignments: list[str], config: Path | None
+) -> list[str]:
+    """The dotted names of the settings that ``config`` and ``assignments`` give."""
+    from eblvm.presets import get_preset
+    from eblvm.settings import assigned_values
+
+    return list(assigned_values(get_preset(presets[0]), assignments, config=config))
 
 
 def compare_panels(
@@ -396,9 +497,9 @@ def compare_panels(
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from eblvm.experiments.compare import compare, format_table
+    from eblvm.experiments.compare import compare, default_metric, format_table
 
-    configs = sweep_configs(args.presets, args.set, args.sweep)
+    configs = sweep_configs(args.presets, args.set, args.sweep, args.config)
     panels = compare_panels(args.panel, args.presets, args.sweep)
     rows = compare(
         configs,
@@ -410,7 +511,7 @@ def _compare(args: argparse.Namespace) -> int:
         x_axis=args.x_axis,
         panels=panels,
     )
-    print(format_table(rows), end="")
+    print(format_table(rows, default_metric(configs)), end="")
     print(f"plot: {args.out / 'comparison.png'}")
     failures = sum(len(row["failures"]) for row in rows)
     if failures:
@@ -794,7 +895,9 @@ def _fisher_experiment(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_list,
     _add_show,
+    _add_settings,
     _add_train,
+    _add_resume,
     _add_compare,
     _add_plot,
     _add_sample,

@@ -52,7 +52,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     for axis, (title, series) in zip(axes[0], panels, strict=True):
         for key, (x, y) in series:
             axis.plot(x, y, marker="." if len(x) < 50 else None, label=key.replace("_", " "))
-        if title == "training loss" and all(v > 0 for _, (_, y) in series for v in y):
+        if title == "training loss" and spans_decades([v for _, (_, y) in series for v in y]):
             axis.set_yscale("log")
         axis.set_xlabel("iteration")
         axis.set_title(title)
@@ -63,6 +63,12 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=110))
     plt.close(figure)
     return path
+
+
+def spans_decades(values: list[float]) -> bool:
+    """Whether positive ``values`` span at least a factor of 10, so that a log axis shows
+    them better than a linear one (whose ticks then stay plain numbers)."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 10
 
 
 def _series(rows: list[dict[str, object]], key: str) -> tuple[list[int], list[float]]:

@@ -18,12 +18,19 @@ import difflib
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eblvm.families import IMAGE_DATASETS, Family, datasets, family_of
 from eblvm.methods import METHODS, Method, method_named
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 NCE_NOISE = ("standard", "data")
 NCE_STARTS = ("estimate", "zero")
@@ -470,6 +477,13 @@ class Settings:
         """The model family of the data set and method (:mod:`eblvm.families`)."""
         return family_of(self.data.dataset, self.method.declared)
 
+    def run_kind(self) -> str:
+        """What kind of run these settings make, in words: its family and method (and
+        objective): ``a grbm run trained by vages with dsm``."""
+        method = self.method.declared
+        objective = f" with {self.objective.name}" if method.objective else ""
+        return f"a {self.family.name} run trained by {method.name}{objective}"
+
     def reads(self) -> tuple[str, ...]:
         """The dotted names of the settings this run reads, in :meth:`items`' order: those
         of every run, its family's and its method's."""
@@ -684,38 +698,127 @@ def _check_n_train_is_read(settings: Settings) -> None:
         )
 
 
-def apply_overrides(settings: Settings, assignments: list[str]) -> Settings:
-    """Apply ``key=value`` strings, each value parsed as its field's type (``1e3`` is an
-    integer when it is one); keys are dotted (``optimiser.lr``) or aliases (``lr``).
+def apply_overrides(
+    settings: Settings,
+    assignments: list[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+) -> Settings:
+    """Apply ``config`` (a TOML file of settings, sections as tables: :func:`read_config`)
+    and then the ``key=value`` strings, each value parsed as its field's type (``1e3`` is
+    an integer when it is one); keys are dotted (``optimiser.lr``) or aliases (``lr``).
     The settings' own checks then run on the result; ``data.n_train`` is refused for a
-    data set of a fixed size (:data:`FIXED_TRAIN_SIZES`)."""
+    data set of a fixed size (:data:`FIXED_TRAIN_SIZES`). ``strict`` (as the ``eblvm``
+    command): a setting the run does not read is refused too (:func:`refuse_unread`)."""
+    values = assigned_values(settings, assignments, config=config)
+    result = apply_values(settings, values)
+    if strict:
+        refuse_unread(values, [result])
+    return result
+
+
+def assigned_values(
+    settings: Settings,
+    assignments: list[str],
+    *,
+    config: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The values that ``config`` and then ``assignments`` give (see
+    :func:`apply_overrides`), by dotted name, each of its setting's type."""
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be Settings, got {type(settings).__name__}")
-    changes: dict[str, dict[str, Any]] = {}
-    top: dict[str, Any] = {}
+    values = {} if config is None else read_config(config, settings)
     current = dict(settings.items())
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep:
             raise SettingsError(f"--set expects key=value, got {assignment!r}")
-        name = ALIASES.get(key, key)
-        if name not in current:
-            close = nearest_settings(key, settings)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise SettingsError(
-                f"unknown setting {key!r}{hint} (`eblvm show PRESET` lists the settings)"
-            )
-        value = parse_value(raw, current[name], name)
+        name = _known_name(key, settings, "")
+        values[name] = parse_value(raw, current[name], name)
+    return values
+
+
+def refuse_unread(names: Iterable[str], runs: Sequence[Settings]) -> None:
+    """SettingsError naming the first of ``names`` that none of ``runs`` reads (their
+    families' and methods' declarations say which: :meth:`Settings.reads`) and the runs
+    it does not apply to."""
+    read = {name for settings in runs for name in settings.reads()}
+    unread = [name for name in names if name not in read]
+    if unread:
+        kinds = " or ".join(dict.fromkeys(settings.run_kind() for settings in runs))
+        raise SettingsError(
+            f"{unread[0]} does not apply to {kinds}, which does not read it "
+            "(`eblvm show PRESET` lists the settings a run reads)"
+        )
+
+
+def _known_name(key: str, settings: Settings, source: str) -> str:
+    """The dotted name of ``key`` (a dotted name or an alias); SettingsError suggesting
+    close names when it names no setting."""
+    name = ALIASES.get(key, key)
+    if name not in dict(settings.items()):
+        close = nearest_settings(key, settings)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise SettingsError(
+            f"{source}unknown setting {key!r}{hint} (`eblvm settings` lists the settings)"
+        )
+    return name
+
+
+def apply_values(settings: Settings, values: dict[str, Any]) -> Settings:
+    """``settings`` with ``values`` (dotted name -> value of its type), checked (see
+    :func:`apply_overrides`)."""
+    changes: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for name, value in values.items():
         section, _, leaf = name.rpartition(".")
-        if section:
-            changes.setdefault(section, {})[leaf] = value
-        else:
-            top[leaf] = value
+        (changes.setdefault(section, {}) if section else top)[leaf] = value
     replaced = {s: dataclasses.replace(getattr(settings, s), **c) for s, c in changes.items()}
     result = dataclasses.replace(settings, **replaced, **top)
     if "n_train" in changes.get("data", {}):
         _check_n_train_is_read(result)
     return result
+
+
+def read_config(path: str | os.PathLike[str], settings: Settings) -> dict[str, Any]:
+    """The settings of the TOML file ``path`` by dotted name: the keys of ``--set``, a
+    section's as a table (``[cadence]`` ``iterations = 500``) and the run-wide ones and
+    aliases at the top. Each value must have its setting's type (an integer is also a
+    real); SettingsError names the file and the key otherwise, and for invalid TOML or
+    an unknown key."""
+    source = f"{os.fspath(path)}: "
+    with open(os.path.expanduser(os.fspath(path)), "rb") as file:
+        try:
+            document = tomllib.load(file)
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"{source}not valid TOML: {error}") from None
+    current = dict(settings.items())
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{source}{key} is a section: give it as a table [{key}]")
+            pairs = [(f"{key}.{leaf}", inner) for leaf, inner in value.items()]
+        else:
+            pairs = [(key, value)]
+        for dotted, given in pairs:
+            name = _known_name(dotted, settings, source)
+            values[name] = _typed(given, current[name], f"{source}{name}")
+    return values
+
+
+def _typed(value: object, like: object, name: str) -> Any:
+    """A TOML ``value`` as a value of ``like``'s type: a bool, an integer (a float that
+    is one, as 1e3), a real (an integer too) or a string; SettingsError naming it else."""
+    kind = type(like)
+    if kind is float and _is_int(value):
+        return float(value)  # type: ignore[arg-type]
+    if kind is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if type(value) is not kind:
+        raise SettingsError(f"{name} expects {kind.__name__}, got {value!r}")
+    return value
 
 
 def parse_value(raw: str, like: object, name: str) -> Any:

@@ -137,7 +137,7 @@ def compare(
     progress: bool = True,
     stack: bool = True,
     jobs: int = 1,
-    metric: str = "test_log_likelihood",
+    metric: str | None = None,
     x_axis: str = "iteration",
     panels: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -148,7 +148,9 @@ def compare(
     time of each run's stack, shared by the runs trained together (the table's seconds
     per run divide it by the stack's runs); ``panels``: title -> configuration names,
     one panel each (the paper's Fig. 3: the DSM family, the KSD family), every
-    configuration on one panel when None."""
+    configuration on one panel when None; ``metric``: the curves and the table's main
+    column (default :func:`default_metric`)."""
+    metric = metric or default_metric(configs)
     if x_axis not in ("iteration", "seconds"):
         raise ValueError(f"x_axis must be iteration or seconds, got {x_axis!r}")
     panels = check_panels(panels, configs)
@@ -167,7 +169,7 @@ def compare(
                 done.result()
     rows = [_row(name, [r for r in runs if r.name == name], metric) for name in configs]
     write_json(out / "comparison.json", rows)
-    atomic_write_bytes(out / "comparison.md", format_table(rows).encode())
+    atomic_write_bytes(out / "comparison.md", format_table(rows, metric).encode())
     figure = comparison_figure(rows, metric=metric, x_axis=x_axis, seeds=len(seeds), panels=panels)
     write_atomically(
         out / "comparison.png",
@@ -175,6 +177,13 @@ def compare(
     )
     plt.close(figure)
     return rows
+
+
+def default_metric(configs: Mapping[str, Settings]) -> str:
+    """The test log-likelihood when a configuration evaluates one (GRBMs), else the
+    training loss (image and custom runs)."""
+    grbm = any("evaluation.log_z" in settings.reads() for settings in configs.values())
+    return "test_log_likelihood" if grbm else "loss"
 
 
 def check_panels(
@@ -223,7 +232,7 @@ def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
         if "diverged" in s
     ]
     good = [(r, s) for r, s in zip(runs, summaries, strict=True) if "diverged" not in s]
-    finals = [s[metric] for _, s in good if metric in s]
+    finals = [s[metric] for _, s in good if s.get(metric) is not None]
     row: dict[str, Any] = {"method": name, "seeds": len(runs), "failures": failures}
     ceilings = [
         s["data_log_likelihood"] for _, s in good if s.get("data_log_likelihood") is not None
@@ -233,6 +242,10 @@ def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
     if finals:
         mean, std = _mean_std(finals)
         row.update({f"{metric}_mean": mean, f"{metric}_std": std})
+    fids = [curve[-1][2] for r, _ in good if (curve := _curve(r.out, "fid"))]
+    if metric != "fid" and fids and all(fid is not None for fid in fids):
+        mean, std = _mean_std(fids)
+        row.update({"fid_mean": mean, "fid_std": std})
     curves = [_curve(r.out, metric) for r, _ in good]
     if curves and all(curves):
         length = min(len(c) for c in curves)
@@ -244,7 +257,8 @@ def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
             "mean": [m for m, _ in stats],
             "std": [s for _, s in stats],
         }
-        row["converged_at"] = converged_at(iterations, [m for m, _ in stats])
+        if metric.endswith("log_likelihood"):  # within CONVERGED_WITHIN nats
+            row["converged_at"] = converged_at(iterations, [m for m, _ in stats])
     seconds = [s["seconds"] / s.get("stacked_runs", 1) for _, s in good]
     if seconds:
         row["seconds_per_run"] = sum(seconds) / len(seconds)
@@ -313,24 +327,33 @@ def comparison_figure(
 
 
 def format_table(rows: list[dict[str, Any]], metric: str = "test_log_likelihood") -> str:
-    """A Markdown table of the comparison rows, failures listed under it."""
+    """A Markdown table of the comparison rows, failures listed under it: the metric's
+    mean ± std (and, for a log-likelihood, the iteration it converged at), the final
+    FID's when the runs computed one, and the seconds per run."""
+    columns = [metric] + (["fid"] if any("fid_mean" in row for row in rows) else [])
+    likelihood = metric.endswith("log_likelihood")
     lines = [
-        f"| method | seeds | {metric.replace('_', ' ')} (mean ± std) | converged at | "
-        "seconds per run (stack's ÷ its runs) |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | seeds | "
+        + " | ".join(f"{name.replace('_', ' ')} (mean ± std)" for name in columns)
+        + (" | converged at" if likelihood else "")
+        + " | seconds per run (stack's ÷ its runs) |",
+        "| --- | --- | " + "--- | " * (len(columns) + likelihood) + "--- |",
     ]
     for row in rows:
-        value = (
-            f"{row[f'{metric}_mean']:.4f} ± {row[f'{metric}_std']:.4f}"
-            if f"{metric}_mean" in row
+        values = [
+            f"{row[f'{name}_mean']:.4f} ± {row[f'{name}_std']:.4f}"
+            if f"{name}_mean" in row
             else "–"
-        )
+            for name in columns
+        ]
         converged = row.get("converged_at")
+        if likelihood:
+            values.append(f"{converged if converged is not None else '–'}")
         seconds = row.get("seconds_per_run")
         lines.append(
-            f"| {row['method']} | {row['seeds'] - len(row['failures'])}/{row['seeds']} | {value} | "
-            f"{converged if converged is not None else '–'} | "
-            f"{f'{seconds:.1f}' if seconds is not None else '–'} |"
+            f"| {row['method']} | {row['seeds'] - len(row['failures'])}/{row['seeds']} | "
+            + " | ".join(values)
+            + f" | {f'{seconds:.1f}' if seconds is not None else '–'} |"
         )
     failures = [f for row in rows for f in row["failures"]]
     if failures:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 import torch
 
 from eblvm.grbm.task import GRBMTask
-from eblvm.runs import BEST, CheckpointError, read_weights
 from eblvm.settings import Settings
+from eblvm.trained import load_task_model
 from eblvm_eval.gibbs import gibbs_sample
 from eblvm_eval.images import FORMATS, save_image_grid
 from eblvm_eval.plots import density_plot
@@ -41,24 +41,10 @@ def load_grbm_run(folder: Path, settings: Settings, *, raw: bool = False) -> Loa
     when selection wrote one, else checkpoint.pt's moving average (θ itself with ``raw``
     or when the run keeps none). Raises FileNotFoundError when the folder holds no
     weights, CheckpointError when they are damaged or belong to other settings."""
-    record, source = read_weights(folder, settings)
     task = GRBMTask(settings)
-    grbm = task.build(settings, torch.Generator().manual_seed(settings.seed)).energy
-    assert isinstance(grbm, GRBM)
-    try:
-        if source.name == BEST:
-            grbm.load_state_dict(record["model"])
-        else:
-            state = record["state"]
-            extra = state.get("extra", {})
-            named = state["theta"] if raw or "ema" not in extra else extra["ema"]
-            with torch.no_grad():
-                for name, parameter in grbm.named_parameters():
-                    parameter.copy_(named[name])
-    except (KeyError, RuntimeError, TypeError, AttributeError) as error:
-        raise CheckpointError(f"{source} does not hold this run's GRBM: {error}") from None
-    grbm.requires_grad_(False)
-    return LoadedGRBM(settings, grbm, source, int(record["iteration"]), task)
+    model, source, iteration = load_task_model(folder, settings, task, raw=raw)
+    assert isinstance(model.energy, GRBM)
+    return LoadedGRBM(settings, model.energy, source, iteration, task)
 
 
 def sample_grbm_run(
