@@ -10,7 +10,6 @@ seed, iteration, reason) and the others go on.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,8 +28,10 @@ from eblvm.runs import (
     CHECKPOINT,
     METRICS,
     SUMMARY,
+    RunError,
     atomic_write_bytes,
     load_checkpoint,
+    read_json,
     read_metrics,
     write_json,
 )
@@ -215,8 +216,21 @@ def line_styles(names: Sequence[str]) -> dict[str, tuple[str, str]]:
     }
 
 
+def _summary(path: Path, metric: str) -> dict[str, Any]:
+    """A run's summary, refused (RunError naming the file) unless it is a record whose
+    ``metric`` and seconds are numbers."""
+    summary = read_json(path)
+    if not isinstance(summary, dict):
+        raise RunError(f"{path} is damaged: it holds no summary record")
+    for key in (metric, "seconds", "data_log_likelihood"):
+        value = summary.get(key)
+        if not (value is None or isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise RunError(f"{path} is damaged: {key} is {value!r}, not a number")
+    return summary
+
+
 def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
-    summaries = [json.loads((r.out / SUMMARY).read_text()) for r in runs]
+    summaries = [_summary(r.out / SUMMARY, metric) for r in runs]
     failures = [
         {"preset": name, "seed": r.seed, **s["diverged"]}
         for r, s in zip(runs, summaries, strict=True)
