@@ -301,9 +301,7 @@ def test_a_deleted_checkpoint_beside_a_kept_previous_is_refused_with_what_to_do(
     (run / CHECKPOINT).unlink()
     before = _files(run)
     assert main(_resume(run)) == 2
-    _one_line(
-        capsys, f"{run / CHECKPOINT} is missing", f"{run / PREVIOUS} (iteration 5)", "mv "
-    )
+    _one_line(capsys, f"{run / CHECKPOINT} is missing", f"{run / PREVIOUS} (iteration 5)", "mv ")
     assert _files(run) == before
 
 
@@ -432,3 +430,42 @@ def test_comparison_json_is_strict_json(compared):
     rows = json.loads((compared / "comparison.json").read_text(), parse_constant=bare)
     assert rows[0]["curve"]["iteration"] == [5, 10]
     assert rows[0]["curve"]["seconds"][0] is None
+
+
+# ----------------------------------------------------------------------------- a stack
+
+
+class _Killed(BaseException):
+    """The process killed (nothing after it runs, no handler sees it)."""
+
+
+def test_a_stack_stopped_while_writing_its_checkpoints_continues_as_one_stack(
+    compared, tmp_path, monkeypatch, capsys
+):
+    """Killed after seed0's checkpoint at iteration 10 was written and before seed1's: the
+    run again continues both from iteration 5 as one stack (seed0 from its previous
+    checkpoint), and ends as the uninterrupted comparison, bit for bit."""
+    from eblvm.runs import RunFolder
+
+    real_save = RunFolder.save_checkpoint
+
+    def save(self, settings, record):
+        if record["iteration"] == 10 and self.out.name == "seed1":
+            raise _Killed
+        return real_save(self, settings, record)
+
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save)
+    out = tmp_path / "compared"
+    with pytest.raises(_Killed):
+        main([*COMPARE, "--out", str(out)])
+    runs = [out / PRESET / f"seed{seed}" for seed in (0, 1)]
+    assert [load_checkpoint(run / CHECKPOINT)["iteration"] for run in runs] == [10, 5]
+    monkeypatch.setattr(RunFolder, "save_checkpoint", real_save)
+    capsys.readouterr()
+    assert main([*COMPARE, "--out", str(out)]) == 0
+    assert "the stack was stopped while writing its checkpoints" in capsys.readouterr().err
+    for seed, run in enumerate(runs):
+        reference = compared / PRESET / f"seed{seed}"
+        assert json.loads((run / "summary.json").read_text())["stacked_runs"] == 2
+        ours, theirs = (load_checkpoint(r / CHECKPOINT)["state"]["theta"] for r in (run, reference))
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -7,6 +7,12 @@ generators, its running means and best evaluation, and the seconds spent so far,
 that a resumed run continues exactly where it stopped, alone or in a stack. A record
 whose hash holds is checked field by field (:func:`check_record`) before anything of
 it is used or any file of the run is touched.
+
+The runs of a stack are written one after the other, so a stack stopped while writing
+them leaves some runs' checkpoints one iteration of checkpointing ahead. Each record
+names its stack (the runs' fingerprints, ``stack``): the runs ahead then continue from
+their previous checkpoint, written by the same stack at the iteration of the others,
+so that the stack continues as one (see :func:`resumed_iteration`).
 """
 
 from __future__ import annotations
@@ -51,14 +57,7 @@ def resume(
     """The state of the runs' checkpoints (read by rank 0, sent to every process), or
     ``fresh``. Starts each run folder: the settings and provenance written, the metrics
     cut back to the checkpoint (``notes``: say when a partial line was dropped)."""
-    records = ranks.broadcast_object(
-        [
-            run.folder.resume_record(run.settings, _REQUIRED, _checker(run, ranks))
-            if ranks.is_main
-            else None
-            for run in runs
-        ]
-    )
+    records = ranks.broadcast_object(_records(runs, ranks, notes) if ranks.is_main else None)
     found = [r for r in records if r is not None]
     if found and len(found) != len(records):
         raise RunError(
@@ -88,6 +87,55 @@ def resume(
     return Resumed(state, iteration, seconds)
 
 
+def _records(runs: Sequence[TrainingRun], ranks: Ranks, notes: bool) -> list[dict[str, Any] | None]:
+    """Each run's checkpoint record to continue from (None for a run without one)."""
+    records = [
+        run.folder.resume_record(run.settings, _REQUIRED, _checker(run, ranks)) for run in runs
+    ]
+    iterations = {r["iteration"] for r in records if r is not None}
+    if None in records or len(iterations) < 2:
+        return records
+    at = min(iterations)
+    stack = [run.settings.fingerprint() for run in runs]
+    rewound: list[dict[str, Any] | None] = []
+    for run, record in zip(runs, records, strict=True):
+        assert record is not None
+        if record.get("stack") != stack:
+            return records
+        if record["iteration"] > at:
+            record = run.folder.previous_record(run.settings, _REQUIRED, _checker(run, ranks))
+            if record is None or record["iteration"] != at or record.get("stack") != stack:
+                return records
+        rewound.append(record)
+    if notes:
+        print(
+            f"eblvm: the stack was stopped while writing its checkpoints: every run continues "
+            f"from iteration {at}, the latest all of them hold (checkpoint.prev.pt where newer)",
+            file=sys.stderr,
+        )
+    return rewound
+
+
+def resumed_iteration(
+    current: tuple[int, list[str]], previous: tuple[int, list[str]] | None, others: list[Any]
+) -> int:
+    """The iteration a run continues from, given its checkpoint's (iteration, stack), its
+    previous checkpoint's (or None) and the (iteration, stack) of the other runs' of its
+    shape: its previous one's when its stack was stopped while writing its checkpoints
+    (the previous one written by the same stack of several runs, at the iteration of
+    another of them), else its checkpoint's."""
+    iteration, stack = current
+    if (
+        len(stack) > 1
+        and previous is not None
+        and previous[1] == stack
+        and previous[0] < iteration
+        and list(previous) in [list(other) for other in others]
+    ):
+        return previous[0]
+    return iteration
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
@@ -107,9 +155,9 @@ def check_record(
 ) -> None:
     """Refuse (CheckpointError naming the file and the field) a training checkpoint whose
     fields are not what :func:`save` writes: every process's streams, the first
-    process's data order over its ``examples`` (when it ran on ``world`` processes), generator states of the sizes
-    ``generators`` (name -> bytes), the running sums and count, the best evaluation,
-    the seconds spent."""
+    process's data order over its ``examples`` (when it ran on ``world`` processes),
+    generator states of the sizes ``generators`` (name -> bytes), the running sums and
+    count, the best evaluation, the seconds spent, the stack's fingerprints."""
 
     def refuse(field: str, value: Any, expected: str) -> None:
         raise CheckpointError(f"{path}: {field} is {_shown(value)}, not {expected}")
@@ -120,24 +168,24 @@ def check_record(
 
     saved_world = record.get("world")
     need("world", saved_world, _is_int(saved_world, 1), "a count of processes")
-    seconds = record.get("seconds")
+    seconds: Any = record.get("seconds")
     need("seconds", seconds, isinstance(seconds, dict), "a record of seconds")
     for key in ("train", "evaluation"):
         value = seconds.get(key)
         need(f"seconds.{key}", value, _is_number(value) and value >= 0, "a number >= 0")
-    running = record.get("running")
+    running: Any = record.get("running")
     need("running", running, isinstance(running, dict), "a record of running sums")
     for key in RUNNING:
         need(f"running.{key}", running.get(key), _is_number(running.get(key)), "a number")
     count = running.get("count")
     need("running.count", count, _is_int(count), "an integer >= 0")
-    best = record.get("best")
+    best: Any = record.get("best")
     need("best", best, isinstance(best, dict), "a record of the best evaluation")
     for key, value in best.items():
         valid = _is_int(value) if key == "iteration" else value is None or _is_number(value)
         need(f"best.{key}", value, valid or isinstance(value, str), "a number")
     need("state", record.get("state"), isinstance(record.get("state"), dict), "a training state")
-    ranks = record.get("ranks")
+    ranks: Any = record.get("ranks")
     valid = isinstance(ranks, list) and len(ranks) == saved_world
     need("ranks", ranks, valid, f"one entry per process ({saved_world})")
     for rank, streams in enumerate(ranks):
@@ -159,6 +207,9 @@ def check_record(
             refuse(f"{where}.batches.order", order, f"indices of 0..{n - 1}")
         cursor = batches.get("cursor")
         need(f"{where}.batches.cursor", cursor, _is_int(cursor, 0, n), f"an integer in 0..{n}")
+    stack = record.get("stack", [])
+    valid = isinstance(stack, list) and all(isinstance(f, str) for f in stack)
+    need("stack", stack, valid, "a list of the stack's fingerprints")
 
 
 def _checker(run: TrainingRun, ranks: Ranks) -> Callable[[dict[str, Any], Path], None]:
@@ -169,9 +220,7 @@ def _checker(run: TrainingRun, ranks: Ranks) -> Callable[[dict[str, Any], Path],
     }
 
     def check(record: dict[str, Any], path: Path) -> None:
-        check_record(
-            record, path, world=ranks.world, examples=run.batches.n, generators=generators
-        )
+        check_record(record, path, world=ranks.world, examples=run.batches.n, generators=generators)
 
     return check
 
@@ -184,7 +233,9 @@ def save(
     layout: Runs,
     ranks: Ranks,
 ) -> None:
-    """Every live run's checkpoint (every process's streams gathered to rank 0)."""
+    """Every live run's checkpoint (every process's streams gathered to rank 0), each
+    naming the stack."""
+    stack = [run.settings.fingerprint() for run in runs]
     for index, run in enumerate(runs):
         every_rank = ranks.gather(run.streams())
         if not ranks.is_main or not run.alive:
@@ -195,6 +246,7 @@ def save(
             "world": ranks.world,
             "state": _to_cpu(run_record(state, index, layout)),
             "ranks": every_rank,
+            "stack": stack,
             **run.record(),
         }
         run.kept_checkpoint = run.folder.save_checkpoint(run.settings, record)

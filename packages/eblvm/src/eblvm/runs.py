@@ -34,8 +34,8 @@ import hashlib
 import json
 import math
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
@@ -310,6 +310,16 @@ def check_stamp(record: dict[str, Any], path: Path) -> None:
             raise CheckpointError(f"{path}: {key} is {record[key]!r}, not {expected}")
 
 
+def _checked(
+    path: Path, required: tuple[str, ...], check: Callable[[dict[str, Any], Path], None] | None
+) -> dict[str, Any]:
+    record = load_checkpoint(path, required=required)
+    check_stamp(record, path)
+    if check is not None:
+        check(record, path)
+    return record
+
+
 class RunFolder:
     """One run's folder and the only writer of its files, held by one process: a
     context manager that takes the lock (another live writer is refused; the lock dies
@@ -424,12 +434,29 @@ class RunFolder:
                 raise CheckpointError(f"{path} is missing; {self.damaged_checkpoint_hint()}")
             return None
         try:
-            record = load_checkpoint(path, required=("format", "fingerprint", *required))
-            check_stamp(record, path)
-            if check is not None:
-                check(record, path)
+            record = _checked(path, ("format", "fingerprint", *required), check)
         except CheckpointError as error:
             raise CheckpointError(f"{error}; {self.damaged_checkpoint_hint()}") from None
+        return self._continued(path, record, settings)
+
+    def previous_record(
+        self,
+        settings: Settings,
+        required: tuple[str, ...],
+        check: Callable[[dict[str, Any], Path], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """The previous checkpoint (``checkpoint.prev.pt``) of this run, checked as
+        :meth:`resume_record` checks the newest; None when there is none or it is
+        damaged."""
+        path = self.path(PREVIOUS)
+        try:
+            record = _checked(path, ("format", "fingerprint", *required), check)
+        except (OSError, CheckpointError):
+            return None
+        return self._continued(path, record, settings)
+
+    def _continued(self, path: Path, record: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """``record`` (from ``path``) if the run of ``settings`` may continue from it."""
         if record["format"] != FORMAT:
             raise CheckpointError(f"{path} has checkpoint format {record['format']}, not {FORMAT}")
         if not settings.is_fingerprint(record["fingerprint"]):
@@ -521,4 +548,5 @@ def _mismatch_message(out: Path, settings: Settings, fingerprint: str) -> str:
             "; iterations cannot change for a run with a learning-rate schedule (it spans "
             "them): start a new run from this one's weights with --init-from"
         )
-    return f"{out} holds a run with other settings ({'; '.join(differing)}){hint}; choose another --out"
+    differ = "; ".join(differing) or "settings the run does not read"
+    return f"{out} holds a run with other settings ({differ}){hint}; choose another --out"
