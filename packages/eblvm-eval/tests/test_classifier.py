@@ -193,9 +193,10 @@ class Payload:
 def test_a_pickle_of_other_objects_is_not_unpickled(tmp_path: Path, capsys) -> None:
     path = tmp_path / "classifier.pt"
     _save_with_hash({"conv1.weight": Payload()}, path)
-    with pytest.raises(ValueError, match="could not be read"):
+    with pytest.raises(ValueError, match="cannot be read safely") as refused:
         load_classifier(path)
     assert "unpickled!" not in capsys.readouterr().out
+    assert "weights_only" not in str(refused.value)  # never relays torch's unsafe advice
 
 
 def test_missing_files_and_bad_hashes_are_named(trained: Classifier, tmp_path: Path) -> None:

@@ -544,6 +544,21 @@ def test_a_file_of_other_weights_is_refused(
         load_inception(path, expected_sha256=None)
 
 
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_a_pickle_of_other_objects_is_refused_without_torchs_unsafe_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "crafted.pth"
+    torch.save({"fc.weight": _Payload()}, path)
+    with pytest.raises(ValueError, match="cannot be read safely") as refused:
+        load_inception(path, expected_sha256=None)
+    assert "weights_only" not in str(refused.value) and "unpickled!" not in capsys.readouterr().out
+
+
 def test_preprocessing_resizes_and_maps_to_minus_one_one(
     random_inception: InceptionV3Features,
 ) -> None:

@@ -303,8 +303,11 @@ def load_classifier(
         )
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"classifier weights {str(source)!r} could not be read: {error}") from None
+    except Exception:  # torch's reasons are its internals (and advise unsafe loading)
+        raise ValueError(
+            f"classifier weights {str(source)!r} are damaged or not a state dict of tensors: "
+            "they cannot be read safely (weights only)"
+        ) from None
     model = Classifier()
     model.load_state_dict(_check_state(state, f"classifier weights {str(source)!r}"))
     model.eval()

@@ -415,10 +415,11 @@ def load_inception(
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except Exception:  # torch's reasons are its internals (and advise unsafe loading)
         raise ValueError(
-            f"weights file {str(path)!r} could not be read by torch.load: {error}"
-        ) from error
+            f"weights file {str(path)!r} is damaged or not a state dict of tensors: it "
+            "cannot be read safely (weights only)"
+        ) from None
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors")
     # Built without storage, then given the file's tensors: no random initialisation or

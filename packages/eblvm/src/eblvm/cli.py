@@ -935,20 +935,34 @@ def run(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
+_FULL = "run the same command again once there is room (a run resumes from its last checkpoint)"
+_OS_REASONS = {
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "a folder where a file belongs: remove or rename it",
+    errno.EACCES: "permission denied (is the folder read-only?)",
+    errno.EPERM: "permission denied (is the folder read-only?)",
+    errno.EROFS: "the file system is read-only",
+    errno.ENAMETOOLONG: "a name in this path is too long (at most 255 bytes a name)",
+    errno.ENOSPC: f"no space (or no free inode) left on the device: {_FULL}",
+    errno.EDQUOT: f"the disk quota is exceeded: {_FULL}",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EIO: "the device failed to read or write",
+}
+_FAILED_OPERATIONS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
 def _os_error_line(error: OSError) -> str:
     """An operating system's refusal in one line that names the path."""
+    because = _OS_REASONS.get(error.errno or 0, error.strerror or str(error))
     if error.filename is None:
-        return str(error)
-    path = os.fsdecode(error.filename)
-    because = {
-        errno.ENOTDIR: "a part of this path is a file, not a folder",
-        errno.EACCES: "permission denied (is the folder read-only?)",
-        errno.EPERM: "permission denied (is the folder read-only?)",
-        errno.EROFS: "the file system is read-only",
-        errno.ENAMETOOLONG: "a name in this path is too long (at most 255 bytes a name)",
-        errno.ENOSPC: "no space left on the device",
-    }.get(error.errno or 0, error.strerror or "failed")
-    return f"{path}: {because}"
+        return because
+    return f"{os.fsdecode(error.filename)}: {because}"
+
+
+def _os_error_status(error: OSError) -> int:
+    """1 for a write the device failed (full, over quota), 2 for a path the user chose
+    that the system refuses."""
+    return 1 if error.errno in _FAILED_OPERATIONS else 2
 
 
 def _failure(error: Exception) -> tuple[int, str] | None:
@@ -964,7 +978,7 @@ def _failure(error: Exception) -> tuple[int, str] | None:
     if isinstance(error, (RunError, ValueError)):
         return 2, f"eblvm: error: {error}"
     if isinstance(error, OSError):
-        return 2, f"eblvm: error: {_os_error_line(error)}"
+        return _os_error_status(error), f"eblvm: error: {_os_error_line(error)}"
     return None
 
 

@@ -37,9 +37,10 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
             f"{folder} is a comparison folder: its plot is {folder / 'comparison.png'}; "
             "plot one of its runs (a folder inside it)"
         )
-    rows, _ = read_metrics(folder / METRICS)
+    rows, note = read_metrics(folder / METRICS)
     if not rows:
-        raise RunError(f"{folder / METRICS} holds no metrics: train the run first")
+        why = f" ({note})" if note else ""
+        raise RunError(f"{folder / METRICS} holds no metrics{why}: train the run first")
     path = Path(out) if out else folder / "curves.png"
     if path.suffix.lower() != ".png":
         raise ValueError(f"the plot is a PNG: name a .png file, got {str(path)!r}")

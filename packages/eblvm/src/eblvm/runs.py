@@ -18,16 +18,23 @@ Every file is written to a temporary file beside it, flushed to disk and renamed
 that a reader (or a crash) sees the old or the new file, never half of one; files get
 the permissions of the user's umask. Checkpoints load with ``weights_only=True`` and
 carry a hash of their content: a damaged or crafted file is refused with one line
-naming it and what is wrong, never unpickled into code or trained on.
+naming it and what is wrong, never unpickled into code or trained on; a checkpoint
+whose hash holds is checked field by field before it is used (``resume_record``'s
+``check``). JSON is read by :func:`parse_json` only (nesting depth limited) and
+written without bare NaN (non-finite numbers become null). The lock and the metrics
+are never opened through a symbolic link.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,6 +54,9 @@ SUMMARY = "summary.json"
 LOCK = "run.lock"
 _TEMPORARY = TEMPORARY_MARK
 FORMAT = 2
+JSON_DEPTH = 64  # nesting levels a JSON file of the toolkit may have
+TEXT_METRICS = frozenset({"diverged", "log_z_method"})
+"""The fields of a metrics row that hold text; every other value is a number or null."""
 
 
 class RunError(Exception):
@@ -100,8 +110,58 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     write_atomically(path, lambda file: file.write(data))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def dumps_json(obj: Any, **options: Any) -> str:
+    """``obj`` as JSON text; non-finite numbers are written as null."""
+    return json.dumps(_finite(obj), allow_nan=False, **options)
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (dumps_json(obj, indent=2) + "\n").encode())
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The value of a JSON text nested at most ``JSON_DEPTH`` levels deep; raises
+    ValueError (also for a deeper one, which would exhaust Python's stack)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if text.count("[") + text.count("{") > JSON_DEPTH:
+        depth, inside, escaped = 0, False, False
+        for char in text:
+            if inside:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    inside = False
+            elif char == '"':
+                inside = True
+            elif char in "[{":
+                depth += 1
+                if depth > JSON_DEPTH:
+                    raise ValueError(f"nested more than {JSON_DEPTH} levels deep")
+            elif char in "]}":
+                depth -= 1
+    return json.loads(text)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; RunError naming the file when it holds none."""
+    try:
+        return parse_json(path.read_bytes())
+    except ValueError as error:
+        raise RunError(f"{path} is damaged: it holds no JSON ({error})") from None
 
 
 def content_hash(record: Any) -> str:
@@ -174,7 +234,7 @@ def read_run_settings(folder: Path) -> Settings:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {folder} is not a run folder")
     try:
-        return Settings.from_dict(json.loads(path.read_text()))
+        return Settings.from_dict(parse_json(path.read_bytes()))
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path} does not hold a run's settings: {error}") from None
 
@@ -201,7 +261,8 @@ def read_weights(folder: Path, settings: Settings) -> tuple[dict[str, Any], Path
 def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """The rows of ``metrics.jsonl`` (those up to iteration ``up_to`` if given) and a
     note when a partial last line (a crash while writing) was dropped. A damaged line
-    before the last raises RunError naming the file and the line."""
+    before the last, or a row with text where a number belongs (see ``TEXT_METRICS``),
+    raises RunError naming the file, the line and the field."""
     if not path.exists():
         return [], None
     lines = path.read_bytes().splitlines()
@@ -210,17 +271,53 @@ def read_metrics(path: Path, up_to: int | None = None) -> tuple[list[dict[str, A
         if not line.strip():
             continue
         try:
-            row = json.loads(line.decode("utf-8"))
-            if not isinstance(row, dict) or not isinstance(row.get("iteration"), int):
+            row = parse_json(line)
+            if not isinstance(row, dict) or not _is_int(row.get("iteration")):
                 raise ValueError("not a metrics row")
         except ValueError as error:
             if number == len(lines):
                 note = f"dropped the partial last line {number} of {path}"
                 break
             raise RunError(f"{path} line {number} is damaged ({error}); fix or remove it") from None
+        for key, value in row.items():
+            if not (value is None or _is_number(value) or key in TEXT_METRICS):
+                raise RunError(
+                    f"{path} line {number} is damaged: {key} is {value!r}, not a number; "
+                    "fix or remove it"
+                )
         if up_to is None or row["iteration"] <= up_to:
             rows.append(row)
     return rows, note
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_stamp(record: dict[str, Any], path: Path) -> None:
+    """The fields every run checkpoint has (format, fingerprint, iteration) of the right
+    types; raises CheckpointError naming the file and the field."""
+    for key, valid, expected in (
+        ("format", _is_int, "an integer"),
+        ("fingerprint", lambda value: isinstance(value, str), "a string"),
+        ("iteration", lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
+    ):
+        if key in record and not valid(record[key]):
+            raise CheckpointError(f"{path}: {key} is {record[key]!r}, not {expected}")
+
+
+def _checked(
+    path: Path, required: tuple[str, ...], check: Callable[[dict[str, Any], Path], None] | None
+) -> dict[str, Any]:
+    record = load_checkpoint(path, required=required)
+    check_stamp(record, path)
+    if check is not None:
+        check(record, path)
+    return record
 
 
 class RunFolder:
@@ -239,7 +336,7 @@ class RunFolder:
         if self.out.exists() and not self.out.is_dir():
             raise RunError(f"{self.out} exists and is not a folder: choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
-        lock = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        lock = _open_here(self.out / LOCK, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -281,10 +378,18 @@ class RunFolder:
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One row more in ``metrics.jsonl`` (and its numbers as TensorBoard scalars when
         :meth:`open_scalars` was called)."""
-        with self.path(METRICS).open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        path = self.path(METRICS)
+        handle = _open_here(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        size = os.fstat(handle).st_size
+        try:
+            os.write(handle, (dumps_json(row) + "\n").encode())
+            os.fsync(handle)
+        except OSError as error:  # no half row left behind: the file as it was
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle, size)
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        finally:
+            os.close(handle)
         if self._scalars is not None and "iteration" in row:
             for key, value in row.items():
                 if isinstance(value, float) and key != "seconds":
@@ -292,7 +397,7 @@ class RunFolder:
 
     def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
         atomic_write_bytes(
-            self.path(METRICS), "".join(json.dumps(row) + "\n" for row in rows).encode()
+            self.path(METRICS), "".join(dumps_json(row) + "\n" for row in rows).encode()
         )
 
     def open_scalars(self) -> None:
@@ -311,21 +416,51 @@ class RunFolder:
             self._scalars.close()
             self._scalars = None
 
-    def resume_record(self, settings: Settings, required: tuple[str, ...]) -> dict[str, Any] | None:
+    def resume_record(
+        self,
+        settings: Settings,
+        required: tuple[str, ...],
+        check: Callable[[dict[str, Any], Path], None] | None = None,
+    ) -> dict[str, Any] | None:
         """The checkpoint of this run to continue with ``settings``, or None when there is
-        none; raises CheckpointError (damaged: with what to do) or RunMismatch (another
-        run's, or more iterations than asked for)."""
+        none; ``check(record, path)`` refuses (CheckpointError) a record whose fields are
+        wrong, right after its hash. Raises CheckpointError (damaged or wrong: with what to
+        do) or RunMismatch (another run's, or more iterations than asked for). A missing
+        ``checkpoint.pt`` beside a kept ``checkpoint.prev.pt`` is refused too: the run is
+        neither started again over its files nor continued from an older state unasked."""
         path = self.path(CHECKPOINT)
         if not path.exists():
+            if self.path(PREVIOUS).exists():
+                raise CheckpointError(f"{path} is missing; {self.damaged_checkpoint_hint()}")
             return None
         try:
-            record = load_checkpoint(path, required=("format", "fingerprint", *required))
+            record = _checked(path, ("format", "fingerprint", *required), check)
         except CheckpointError as error:
             raise CheckpointError(f"{error}; {self.damaged_checkpoint_hint()}") from None
+        return self._continued(path, record, settings)
+
+    def previous_record(
+        self,
+        settings: Settings,
+        required: tuple[str, ...],
+        check: Callable[[dict[str, Any], Path], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """The previous checkpoint (``checkpoint.prev.pt``) of this run, checked as
+        :meth:`resume_record` checks the newest; None when there is none or it is
+        damaged."""
+        path = self.path(PREVIOUS)
+        try:
+            record = _checked(path, ("format", "fingerprint", *required), check)
+        except (OSError, CheckpointError):
+            return None
+        return self._continued(path, record, settings)
+
+    def _continued(self, path: Path, record: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """``record`` (from ``path``) if the run of ``settings`` may continue from it."""
         if record["format"] != FORMAT:
             raise CheckpointError(f"{path} has checkpoint format {record['format']}, not {FORMAT}")
         if not settings.is_fingerprint(record["fingerprint"]):
-            raise RunMismatch(_mismatch_message(self.out, settings))
+            raise RunMismatch(_mismatch_message(self.out, settings, record["fingerprint"]))
         iterations = settings.cadence.iterations
         if record["iteration"] > iterations:
             raise RunMismatch(
@@ -351,7 +486,7 @@ class RunFolder:
         """The summary written when the run finished; None when there is none (or it is
         unreadable, to be written again)."""
         try:
-            summary = json.loads(self.path(SUMMARY).read_text())
+            summary = parse_json(self.path(SUMMARY).read_bytes())
         except (FileNotFoundError, ValueError):
             return None
         return summary if isinstance(summary, dict) else None
@@ -361,11 +496,13 @@ class RunFolder:
         previous = self.path(PREVIOUS)
         try:
             kept = load_checkpoint(previous, required=("iteration",))
-        except (FileNotFoundError, CheckpointError):
+            check_stamp(kept, previous)
+        except (OSError, CheckpointError):
             return "no intact previous checkpoint is kept: start again in another --out"
         return (
             f"the previous checkpoint {previous} (iteration {kept['iteration']}) is intact: "
-            f"`mv {previous} {self.path(CHECKPOINT)}` resumes from it"
+            f"`mv {previous} {self.path(CHECKPOINT)}` resumes from it, or start again in "
+            "another --out"
         )
 
     @staticmethod
@@ -373,12 +510,32 @@ class RunFolder:
         return {"format": FORMAT, "fingerprint": settings.fingerprint(), **record}
 
 
-def _mismatch_message(out: Path, settings: Settings) -> str:
-    """Which settings differ from those of the run in ``out``."""
+def _open_here(path: Path, flags: int) -> int:
+    """``os.open`` of a file of the run folder itself: a symbolic link is refused, never
+    followed out of the folder."""
     try:
-        saved = Settings.from_dict(json.loads((out / CONFIG).read_text()))
-    except (OSError, ValueError):
-        return f"{out} holds a checkpoint of a run with other settings; choose another --out"
+        return os.open(path, flags | os.O_NOFOLLOW, 0o666 & ~_umask())
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunError(
+                f"{path} is a symbolic link, which a run folder never follows: remove it"
+            ) from None
+        raise
+
+
+def _mismatch_message(out: Path, settings: Settings, fingerprint: str) -> str:
+    """Which settings differ from those of the run in ``out`` (whose checkpoint has
+    ``fingerprint``), as its config.json records them when that still matches."""
+    try:
+        saved = Settings.from_dict(parse_json((out / CONFIG).read_bytes()))
+    except (OSError, ValueError, TypeError):
+        saved = None
+    if saved is None or not saved.is_fingerprint(fingerprint):
+        return (
+            f"{out} holds a checkpoint of a run with other settings, and its {CONFIG} "
+            "(missing, damaged or edited) no longer records them, so which settings differ "
+            "is unknown; choose another --out"
+        )
     theirs, ours = saved.trajectory(), settings.trajectory()
     differing = [
         f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} here"
@@ -391,7 +548,5 @@ def _mismatch_message(out: Path, settings: Settings) -> str:
             "; iterations cannot change for a run with a learning-rate schedule (it spans "
             "them): start a new run from this one's weights with --init-from"
         )
-    return (
-        f"{out} holds a run with other settings ({'; '.join(differing) or 'see config.json'})"
-        f"{hint}; choose another --out"
-    )
+    differ = "; ".join(differing) or "settings the run does not read"
+    return f"{out} holds a run with other settings ({differ}){hint}; choose another --out"

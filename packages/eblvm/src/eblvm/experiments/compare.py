@@ -10,7 +10,6 @@ seed, iteration, reason) and the others go on.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,14 +22,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from eblvm.checkpoints import resumed_iteration
 from eblvm.loop import train_stack
 from eblvm.presets import task_for
 from eblvm.runs import (
     CHECKPOINT,
     METRICS,
+    PREVIOUS,
     SUMMARY,
+    RunError,
     atomic_write_bytes,
     load_checkpoint,
+    read_json,
     read_metrics,
     write_json,
 )
@@ -65,24 +68,30 @@ def plan(configs: dict[str, Settings], out: Path, seeds: Sequence[int]) -> list[
     ]
 
 
-def _checkpoint_iteration(out: Path) -> int:
-    path = out / CHECKPOINT
+def _saved(path: Path) -> tuple[int, list[str]] | None:
+    """(iteration, stack) of the checkpoint at ``path``; None without one, (-1, []) when
+    it is unreadable (its run trains alone and says why)."""
     if not path.exists():
-        return 0
+        return None
     try:
-        return int(load_checkpoint(path, required=("iteration",))["iteration"])
+        record = load_checkpoint(path, required=("iteration",))
+        return int(record["iteration"]), list(record.get("stack", []))
     except Exception:
-        return -1
+        return -1, []
 
 
 def stacks(runs: Sequence[PlannedRun], *, stack: bool) -> list[list[PlannedRun]]:
-    """Groups of runs that train as one stack: same model shape, same iteration so far."""
+    """Groups of runs that train as one stack: same model shape, same iteration to
+    continue from (a stack stopped while writing its checkpoints stays one)."""
+    if not stack:
+        return [[run] for run in runs]
+    current = {run.out: _saved(run.out / CHECKPOINT) or (0, []) for run in runs}
     groups: dict[tuple[str, int], list[PlannedRun]] = {}
-    for index, run in enumerate(runs):
-        key = (
-            (run.settings.shape_key(), _checkpoint_iteration(run.out)) if stack else (str(index), 0)
-        )
-        groups.setdefault(key, []).append(run)
+    for run in runs:
+        shape = run.settings.shape_key()
+        others = [current[o.out] for o in runs if o is not run and o.settings.shape_key() == shape]
+        iteration = resumed_iteration(current[run.out], _saved(run.out / PREVIOUS), others)
+        groups.setdefault((shape, iteration), []).append(run)
     return list(groups.values())
 
 
@@ -224,8 +233,21 @@ def line_styles(names: Sequence[str]) -> dict[str, tuple[str, str]]:
     }
 
 
+def _summary(path: Path, metric: str) -> dict[str, Any]:
+    """A run's summary, refused (RunError naming the file) unless it is a record whose
+    ``metric`` and seconds are numbers."""
+    summary = read_json(path)
+    if not isinstance(summary, dict):
+        raise RunError(f"{path} is damaged: it holds no summary record")
+    for key in (metric, "seconds", "data_log_likelihood"):
+        value = summary.get(key)
+        if not (value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+            raise RunError(f"{path} is damaged: {key} is {value!r}, not a number")
+    return summary
+
+
 def _row(name: str, runs: list[PlannedRun], metric: str) -> dict[str, Any]:
-    summaries = [json.loads((r.out / SUMMARY).read_text()) for r in runs]
+    summaries = [_summary(r.out / SUMMARY, metric) for r in runs]
     failures = [
         {"preset": name, "seed": r.seed, **s["diverged"]}
         for r, s in zip(runs, summaries, strict=True)
