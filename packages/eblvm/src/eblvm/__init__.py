@@ -16,6 +16,7 @@ from eblvm import _openmp  # noqa: F401  (before torch loads)
 if TYPE_CHECKING:
     from eblvm.custom import ModelTask
     from eblvm.experiments.compare import compare
+    from eblvm.experiments.reproduce import reproduce
     from eblvm.families import Family, register_family
     from eblvm.loop import train, train_stack
     from eblvm.methods import Method, register_method
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 _MODULE_OF = {
     "ModelTask": "eblvm.custom",
     "compare": "eblvm.experiments.compare",
+    "reproduce": "eblvm.experiments.reproduce",
     "Family": "eblvm.families",
     "register_family": "eblvm.families",
     "train": "eblvm.loop",
@@ -80,11 +82,12 @@ __all__ = [
     "get_preset",
     "register_family",
     "register_method",
+    "reproduce",
     "task_for",
     "train",
     "train_stack",
 ]
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _DEPRECATED = {"RunView": "RunSnapshot"}  # the former names, kept until 0.5
 
