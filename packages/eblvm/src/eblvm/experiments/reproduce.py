@@ -102,7 +102,9 @@ def reproduce(
     spent = estimated = 0.0
     for index, claim in enumerate(selected, start=1):
         head = f"[{index}/{len(selected)}] {claim.key}"
-        if claim not in todo:
+        finished = _finished(folder, claim)  # also by another call on this folder meanwhile
+        if finished is not None:
+            records[claim.key] = finished
             if progress:
                 print(f"{head}: finished before ({records[claim.key]['verdict']})")
             continue
@@ -131,6 +133,10 @@ def reproduce(
         if progress:
             print(f"{head}: {outcome.verdict} ({minutes:.1f} min)", flush=True)
         write_report(folder, scale, records)
+    for claim in CLAIMS:  # and those another call on this folder finished meanwhile
+        finished = _finished(folder, claim)
+        if finished is not None:
+            records[claim.key] = finished
     write_report(folder, scale, records)
     return [records[claim.key] for claim in CLAIMS]
 
@@ -186,8 +192,7 @@ def environment() -> str:
 
 
 def _verdict_line(record: dict[str, Any], scale: Scale) -> str:
-    ran = not record["verdict"].startswith(NOT_RUN)
-    mark = f" ({scale.mark})" if scale.mark and ran else ""
+    mark = f" ({scale.mark})" if scale.mark else ""
     return f"**Verdict:** {record['verdict']}{mark}"
 
 
