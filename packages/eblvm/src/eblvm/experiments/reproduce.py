@@ -188,6 +188,9 @@ def environment() -> str:
         f"{torch.get_num_threads()} per process; CUDA "
         f"{'available' if torch.cuda.is_available() else 'not available'}",
     ]
+    if hasattr(os, "getloadavg"):  # the wall-clock minutes depend on what else runs
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        lines.append(f"- load average when the report was written (1, 5, 15 min): {load}")
     return "\n".join(lines)
 
 
