@@ -204,7 +204,7 @@ def format_report(out: Path, scale: Scale, records: Mapping[str, dict[str, Any]]
     setting as run, the numbers, the verdict line, the figures and the minutes."""
     pairs = [(claim, records[claim.key]) for claim in CLAIMS]
     total = sum(record["minutes"] for _, record in pairs)
-    cpu = sum(record.get("cpu_minutes", 0.0) for _, record in pairs)
+    cpu = sum(record.get("cpu_minutes") or 0.0 for _, record in pairs)
     marked = f" (fewer seeds and iterations; every verdict marked ({scale.mark}))"
     parts = [
         "# Reproducing the appendix of Bao et al. (ICML 2021), VaGES",
@@ -221,7 +221,7 @@ def format_report(out: Path, scale: Scale, records: Mapping[str, dict[str, Any]]
         line = _verdict_line(record, scale).removeprefix("**Verdict:** ")
         parts.append(
             f"| [{claim.key}](#{_anchor(claim)}) | {line} | {record['minutes']:.1f} | "
-            f"{record.get('cpu_minutes', 0.0):.1f} |"
+            f"{_cpu_shown(record)} |"
         )
     parts += ["", "## Environment", "", environment(), ""]
     for claim, record in pairs:
@@ -245,10 +245,16 @@ def format_report(out: Path, scale: Scale, records: Mapping[str, dict[str, Any]]
             parts += [f"![{claim.key}]({figure})", ""]
         parts += [
             f"**Minutes:** {record['minutes']:.1f} (CPU minutes, all processes: "
-            f"{record.get('cpu_minutes', 0.0):.1f})",
+            f"{_cpu_shown(record)})",
             "",
         ]
     return "\n".join(parts)
+
+
+def _cpu_shown(record: dict[str, Any]) -> str:
+    """A record's CPU minutes, "–" for a record written before they were kept."""
+    cpu = record.get("cpu_minutes")
+    return "–" if cpu is None else f"{cpu:.1f}"
 
 
 def _anchor(claim: Claim) -> str:
