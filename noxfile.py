@@ -6,6 +6,8 @@
   its declared dependencies (local ones by path) and the test tools.
 - ``lint``, ``typecheck``: ruff and mypy over the sources.
 - ``main``: the README's main job, a real training run with evaluation.
+- ``reproduce``: ``eblvm reproduce --quick``, the appendix's claims at a small scale
+  (about 10 minutes on two cores), into a temporary folder or the one given after ``--``.
 - ``bench``: a quick asv pass over the working tree and the performance goals'
   ratios (``benchmarks/README.md``); earlier results are kept
   (``benchmarks/.asv``), ``-- publish`` writes their dashboard.
@@ -204,6 +206,20 @@ def main(session: nox.Session) -> None:
     _install_packages(session, PACKAGES)
     out = session.posargs[0] if session.posargs else str(ROOT / "runs" / "checkerboard-quick")
     session.run("eblvm", "train", "checkerboard-quick", "--out", out)
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    """The appendix's claims at the quick scale: ``eblvm reproduce --quick`` writes
+    REPORT.md (and its runs) into a fresh temporary folder, or into ``nox -s reproduce --
+    DIR`` (resumed when it holds a quick reproduction)."""
+    _install_packages(session, PACKAGES)
+    if session.posargs:
+        out = session.posargs[0]
+    else:
+        out = str(Path(session.create_tmp()).resolve() / "reproduce")
+        shutil.rmtree(out, ignore_errors=True)
+    session.run("eblvm", "reproduce", "--quick", "--out", out)
 
 
 BENCHMARKS = ROOT / "benchmarks"

@@ -16,6 +16,7 @@ from eblvm import _openmp  # noqa: F401  (before torch loads)
 if TYPE_CHECKING:
     from eblvm.custom import ModelTask
     from eblvm.experiments.compare import compare
+    from eblvm.experiments.reproduce import reproduce
     from eblvm.families import Family, register_family
     from eblvm.loop import train, train_stack
     from eblvm.methods import Method, register_method
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 _MODULE_OF = {
     "ModelTask": "eblvm.custom",
     "compare": "eblvm.experiments.compare",
+    "reproduce": "eblvm.experiments.reproduce",
     "Family": "eblvm.families",
     "register_family": "eblvm.families",
     "train": "eblvm.loop",
@@ -85,6 +87,7 @@ __all__ = [
     "load_run",
     "register_family",
     "register_method",
+    "reproduce",
     "task_for",
     "train",
     "train_stack",

@@ -889,6 +889,50 @@ def _fisher_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reproduce(commands: Any) -> None:
+    parser = commands.add_parser(
+        "reproduce",
+        parents=[_SHARED],
+        help="run every claim of the paper's appendix this machine can run and write "
+        "DIR/REPORT.md (finished claims are kept when run again)",
+    )
+    parser.add_argument("--out", required=True, type=_path, help="folder of the report and runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer seeds and iterations (about 10 minutes)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="CLAIM", help="only these claims (F.1, F.2, H, frey, ...)"
+    )
+    parser.add_argument(
+        "--frey-root",
+        type=_path,
+        help="where frey_rawface.mat is (default: the frey presets' data_root); without "
+        "it the Frey-face protocol runs on the bundled digits",
+    )
+    parser.add_argument(
+        "--deep-runs",
+        type=_path,
+        metavar="DIR",
+        help="finished deep runs, DIR/<preset> scored by `eblvm evaluate`, for the sample "
+        "quality claim",
+    )
+    parser.set_defaults(handler=_reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from eblvm.experiments.reproduce import REPORT, reproduce
+
+    reproduce(
+        args.out,
+        quick=args.quick,
+        only=args.only,
+        frey_root=args.frey_root,
+        deep_runs=args.deep_runs,
+    )
+    print(f"report: {args.out / REPORT}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry
 
 
@@ -908,6 +952,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_interpolate,
     _add_validate_theorems,
     _add_fisher_experiment,
+    _add_reproduce,
 )
 
 

@@ -149,10 +149,12 @@ def compare(
     metric: str | None = None,
     x_axis: str = "iteration",
     panels: Mapping[str, Sequence[str]] | None = None,
+    stem: str = "comparison",
 ) -> list[dict[str, Any]]:
     """Train every configuration with every seed (resuming finished or interrupted runs),
-    stacking runs of one shape, then write ``comparison.png``, ``comparison.md`` and
-    ``comparison.json``. Returns the table rows. ``jobs`` > 1 trains stacks in that many
+    stacking runs of one shape, then write ``<stem>.png``, ``<stem>.md`` and
+    ``<stem>.json`` (``stem``: ``comparison`` unless several comparisons share the runs
+    of one folder). Returns the table rows. ``jobs`` > 1 trains stacks in that many
     processes; ``x_axis``: ``iteration`` or ``seconds`` for the plot: the training wall
     time of each run's stack, shared by the runs trained together (the table's seconds
     per run divide it by the stack's runs); ``panels``: title -> configuration names,
@@ -165,6 +167,8 @@ def compare(
     panels = check_panels(panels, configs)
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if not stem or "/" in stem or stem in (".", ".."):
+        raise ValueError(f"stem must be a file name without a folder, got {stem!r}")
     out = Path(out_dir)
     runs = plan(configs, out, seeds)
     groups = stacks(runs, stack=stack)
@@ -177,11 +181,11 @@ def compare(
             for done in [pool.submit(_train_group, g, False, 1) for g in groups]:
                 done.result()
     rows = [_row(name, [r for r in runs if r.name == name], metric) for name in configs]
-    write_json(out / "comparison.json", rows)
-    atomic_write_bytes(out / "comparison.md", format_table(rows, metric).encode())
+    write_json(out / f"{stem}.json", rows)
+    atomic_write_bytes(out / f"{stem}.md", format_table(rows, metric).encode())
     figure = comparison_figure(rows, metric=metric, x_axis=x_axis, seeds=len(seeds), panels=panels)
     write_atomically(
-        out / "comparison.png",
+        out / f"{stem}.png",
         lambda file: figure.savefig(file, format="png", dpi=120, bbox_inches="tight"),
     )
     plt.close(figure)
