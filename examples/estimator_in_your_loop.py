@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     iterations, n_train, batch_size = (300, 2000, 100) if args.tiny else (15_000, 20_000, 100)
     data = checkerboard_splits(n_train=n_train)
 
+    # --8<-- [start:loop]
     h_dim = 4
     grbm = GRBM(2, h_dim, weight_std=0.5)
     with torch.no_grad():
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         theta_opt.zero_grad()
         loss.backward(inputs=list(grbm.parameters()))  # the VaGES gradient of DSM
         theta_opt.step()
+        # --8<-- [end:loop]
         running += float(loss.detach())
         if iteration % (iterations // 10) == 0:
             print(
