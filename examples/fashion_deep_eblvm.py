@@ -38,7 +38,6 @@ SHRUNK = [
     "lr=1e-3",
     "posterior_lr=1e-3",
     "lr_min=1e-5",
-    "device=cpu",
     "evaluation.select_by=none",
 ]
 # A step in milliseconds, for CI.

@@ -50,6 +50,7 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = arguments(argv)
     out = args.out or Path(f"runs/examples/grbm_ais{'-tiny' if args.tiny else ''}")
+    torch.manual_seed(args.seed)  # q's initial network
     torch.set_num_threads(1)  # a model this small gains nothing from more threads
     tiny = args.tiny
     iterations, n_train = (200, 2000) if tiny else (10_000, 20_000)
