@@ -13,6 +13,8 @@
   (``benchmarks/.asv``), ``-- publish`` writes their dashboard.
 - ``docs``: the documentation site (``mkdocs build --strict`` into ``site/``).
 - ``build``: every package's sdist and wheel, checked, each wheel installed alone.
+- ``examples``: every script in ``examples/`` run as a user runs it, on its tiny
+  settings (``--tiny``: seconds each).
 """
 
 from __future__ import annotations
@@ -220,6 +222,36 @@ def reproduce(session: nox.Session) -> None:
         out = str(Path(session.create_tmp()).resolve() / "reproduce")
         shutil.rmtree(out, ignore_errors=True)
     session.run("eblvm", "reproduce", "--quick", "--out", out)
+
+
+EXAMPLES = ROOT / "examples"
+# The examples that read Debian's dataset-fashion-mnist, and where its files are.
+FASHION_EXAMPLES = ("fashion_deep_eblvm.py",)
+FASHION_FILES = tuple(
+    Path("/usr/share/datasets/fashion-mnist") / f"{name}-images-idx3-ubyte.gz"
+    for name in ("train", "t10k")
+)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every ``examples/*.py`` with ``--tiny``, in a scratch folder (their outputs go to
+    its ``runs/examples``). Without the Fashion-MNIST files, the examples that need them
+    must refuse in one line with exit status 2, and do."""
+    _install_packages(session, PACKAGES)
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    if not scripts:
+        session.error(f"no examples in {EXAMPLES}")
+    tmp = Path(session.create_tmp()).resolve()
+    shutil.rmtree(tmp / "runs", ignore_errors=True)
+    session.chdir(tmp)
+    have_fashion = all(path.is_file() for path in FASHION_FILES)
+    for script in scripts:
+        if script.name in FASHION_EXAMPLES and not have_fashion:
+            session.log(f"{script.name}: no Fashion-MNIST files; it must exit with status 2")
+            session.run("python", str(script), "--tiny", success_codes=[2])
+        else:
+            session.run("python", str(script), "--tiny")
 
 
 BENCHMARKS = ROOT / "benchmarks"
