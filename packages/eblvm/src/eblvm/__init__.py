@@ -84,7 +84,7 @@ __all__ = [
     "train",
     "train_stack",
 ]
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _DEPRECATED = {"RunView": "RunSnapshot"}  # the former names, kept until 0.5
 
