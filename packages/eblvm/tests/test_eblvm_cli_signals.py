@@ -32,11 +32,16 @@ def _eblvm(*arguments: str, **popen: object) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(ready, process: subprocess.Popen[str], seconds: float = 180) -> None:
+def _wait_for(ready, process: subprocess.Popen[str], seconds: float = 600) -> None:
+    """Until ``ready()``; the process killed when it does not come (its compare
+    workers then stop on their own)."""
     deadline = time.monotonic() + seconds
     while not ready():
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline
+        if process.poll() is not None:
+            raise AssertionError(process.communicate()[1])
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"not ready after {seconds} s")
         time.sleep(0.1)
 
 
@@ -66,7 +71,7 @@ def test_a_second_signal_stops_at_once_keeping_the_last_checkpoint(tmp_path):
     process.send_signal(signal.SIGINT)
     before = _read_line_with(process, "stopping after this iteration (Ctrl-C again to stop now)")
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     err = "".join(before) + err
     assert process.returncode == 130
     assert "Traceback" not in err
@@ -85,7 +90,7 @@ def test_a_signal_while_compiling_stops_at_once(tmp_path):
     )  # fmt: skip
     _read_line_with(process, "checkerboard-quick: compiling the step…")
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 130
     assert err == "eblvm: stopped at once while compiling the step; nothing was checkpointed yet\n"
     assert not (out / "checkpoint.pt").exists()
@@ -103,7 +108,7 @@ def test_a_signal_in_the_final_evaluation_stops_and_a_rerun_finishes_it(tmp_path
     process = _eblvm(*command)
     _wait_for(lambda: (out / "checkpoint.pt").exists(), process)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 130
     assert err == (
         f"eblvm: stopped at once during the final evaluation; the checkpoint of iteration 2 "
@@ -146,7 +151,7 @@ def test_compare_jobs_stops_its_workers_on_a_signal(tmp_path, how):
         os.killpg(process.pid, signal.SIGINT)
     else:
         process.send_signal(signal.SIGTERM if how == "main-sigterm" else signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, err = process.communicate(timeout=600)
     assert process.returncode == 130
     assert "Traceback" not in err
     assert err.splitlines()[-1] == (
@@ -182,7 +187,6 @@ def test_compiling_shows_as_such_and_its_time_stays_out_of_the_rate(capsys, monk
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "checkerboard-quick: compiling the step…",
-        "checkerboard-quick: compiled the step in 50.0 s",
         "checkerboard-quick: iteration 1/100 (0.5 it/s) ",
         "checkerboard-quick: iteration 4/100 (1.0 it/s) loss=1",
     ]

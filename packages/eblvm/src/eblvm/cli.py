@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -917,11 +919,17 @@ def _failure(error: Exception) -> tuple[int, str] | None:
     return None
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM outside training: as Ctrl-C
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: expected failures end with one line and a non-zero status."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return run(argv)
-    except KeyboardInterrupt:  # Ctrl-C outside training (e.g. while torch loads)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (e.g. while torch loads)
         print("eblvm: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output went away (`eblvm list | head`)
@@ -935,5 +943,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
         return status
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if _distributed():
             sys.modules["torch.distributed"].destroy_process_group()

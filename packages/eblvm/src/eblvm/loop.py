@@ -241,7 +241,12 @@ class _Training:
                 float(self.iteration + 1), dtype=torch.float64, device=self.ranks.device
             )
             compiling = self.compiled.compile_seconds
-            with progress.compiling() if self.compiled.compiles_next else contextlib.nullcontext():
+            if self.compiled.compiles_next:
+                with progress.compiling():
+                    state, info = self.compiled(state, v, noise, iteration)
+                if self.compiled.is_compiled:
+                    progress.note(f"compiled the step in {self.compiled.compile_seconds:.1f} s")
+            else:
                 state, info = self.compiled(state, v, noise, iteration)
             self.iteration += 1
             self._account(info)

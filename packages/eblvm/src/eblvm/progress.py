@@ -119,7 +119,8 @@ class Progress:
         descriptor, since the handler may interrupt a write to sys.stderr."""
         if self.speaks:
             start = "\n" if self.terminal else ""  # off the bar's line
-            os.write(sys.stderr.fileno(), f"{start}eblvm: {text}\n".encode())
+            with contextlib.suppress(OSError):  # a reader of stderr that went away
+                os.write(sys.stderr.fileno(), f"{start}eblvm: {text}\n".encode())
 
     @contextlib.contextmanager
     def compiling(self) -> Iterator[None]:
@@ -138,7 +139,6 @@ class Progress:
                 self.last = time.monotonic()
                 self._bar.set_description_str(self.name)
                 self._bar.unpause()  # the bar's rate restarts after the compiling
-        self.note(f"compiled the step in {took:.1f} s")
 
     @contextlib.contextmanager
     def finishing(self) -> Iterator[None]:

@@ -9,6 +9,7 @@ seed, iteration, reason) and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -104,8 +105,12 @@ def _train_group(
         torch.set_num_threads(threads)
     task = task_for(group[0].settings)
     if not task.stackable:
-        return [train_stack(task, [(run.settings, run.out)], progress=progress)[0] for run in group]
-    return train_stack(task, [(run.settings, run.out) for run in group], progress=progress)
+        return [
+            train_stack(task, [(run.settings, run.out)], progress=progress, label=run.name)[0]
+            for run in group
+        ]
+    runs = [(run.settings, run.out) for run in group]
+    return train_stack(task, runs, progress=progress, label=group[0].name)
 
 
 class CompareInterrupted(TrainingInterrupted):
@@ -136,16 +141,17 @@ def _train_in_workers(groups: list[list[PlannedRun]], jobs: int) -> None:
     unfinished = 0
 
     def pass_on(signum: int, frame: object) -> None:
-        if not signals:
-            os.write(
-                sys.stderr.fileno(),
-                b"eblvm: stopping: each training checkpoints after its iteration "
-                b"(Ctrl-C again to stop now)\n",
-            )
         signals.append(signum)
         for process, _ in running.values():
             if process.exitcode is None:
                 os.kill(process.pid, signal.SIGINT)
+        if len(signals) == 1:
+            with contextlib.suppress(OSError):  # a reader of stderr that went away
+                os.write(
+                    sys.stderr.fileno(),
+                    b"eblvm: stopping: each training checkpoints after its iteration "
+                    b"(Ctrl-C again to stop now)\n",
+                )
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, pass_on) for sig in handled}
@@ -171,6 +177,10 @@ def _train_in_workers(groups: list[list[PlannedRun]], jobs: int) -> None:
                     if isinstance(outcome, BaseException) and failure is None and not signals:
                         failure = outcome
     finally:
+        for process, _ in running.values():  # left by an error here: stopped as by a signal
+            if process.exitcode is None:
+                os.kill(process.pid, signal.SIGINT)
+            process.join()
         for sig, old in previous.items():
             signal.signal(sig, old)
     if signals:
@@ -203,13 +213,17 @@ def _follow(parent: int) -> None:
 
 
 def _portable(error: BaseException) -> BaseException:
-    """``error`` if it survives pickling, else a RuntimeError with its traceback."""
+    """``error`` if it survives pickling; else an expected failure (bad input, a run's
+    error) as a RunError of its message, anything else as a RuntimeError with its
+    traceback."""
     try:
         portable: BaseException = pickle.loads(pickle.dumps(error))
-        return portable
     except Exception:
-        text = "".join(traceback.format_exception(error))
+        if isinstance(error, (RunError, ValueError, OSError)):
+            return RunError(str(error))
+        text = "".join(traceback.format_exception(error))[-8000:]  # within a pipe's buffer
         return RuntimeError(f"a worker of compare failed:\n{text}")
+    return portable
 
 
 def _curve(out: Path, key: str) -> list[tuple[int, float, float]]:
