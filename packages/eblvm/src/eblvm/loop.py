@@ -220,10 +220,12 @@ class _Training:
                     self._final_rows(state, progress)
                     summaries = self._finish(state)
         except StopNow:
-            if during != "during the final evaluation" and not self.compiled.compiles_next:
+            finishing = during == "during the final evaluation"
+            if finishing and self.saved_at != self.iteration:
+                self._save(state)  # the trained state, so that a rerun only evaluates
+            elif not finishing and not self.compiled.compiles_next:
                 during = f"in iteration {self.current}"
             folders = [run.folder.out for run in self.runs]
-            finishing = during == "during the final evaluation"
             raise StoppedAtOnce(during, self.saved_at, folders, finishing) from None
         finally:
             for run in self.runs:
@@ -253,8 +255,7 @@ class _Training:
             compiling = self.compiled.compile_seconds - compiling  # reported on its own
             self.train_seconds += time.perf_counter() - start - compiling
             if self.iteration == cadence.iterations:
-                self._save(state)  # the trained state first: the final evaluation may be stopped
-                break
+                break  # the final rows, evaluation and checkpoint: _final_rows
             rows: list[dict[str, Any]] = [{} for _ in self.runs]
             if self.iteration % cadence.log_every == 0:
                 self._log(rows)
@@ -271,7 +272,8 @@ class _Training:
 
     def _final_rows(self, state: TrainState, progress: Progress) -> None:
         """The last iteration's log and evaluation rows, and its checkpoint with them;
-        again on a later call when a signal stopped them."""
+        again on a later call when a signal stopped them (the trained state was then
+        checkpointed without them)."""
         written = [run.last_row or {} for run in self.runs if run.alive]
         if self.iteration < self.first.cadence.iterations or all(
             row.get("iteration") == self.iteration for row in written
