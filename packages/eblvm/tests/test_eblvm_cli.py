@@ -138,6 +138,23 @@ def test_compare_writes_plot_and_table(tmp_path, capsys):
         assert summary["stacked_runs"] == 2
 
 
+def test_compare_jobs_trains_in_workers_and_reports_a_failed_one(tmp_path, capsys):
+    """Two stacks in two worker processes: both finish as in one process; a worker's
+    failure (here a data set that is not there) is the command's one line."""
+    command = ["compare", "checkerboard-dsm", "checkerboard-vages-dsm", "--out", str(tmp_path)]
+    tiny = ["--seeds", "1", "--jobs", "2", "--no-stack", "--set", "iterations=10", *SMALL]
+    assert main([*command, *tiny]) == 0
+    rows = json.loads((tmp_path / "comparison.json").read_text())
+    assert all(row["seeds"] == 1 and not row["failures"] for row in rows)
+    capsys.readouterr()
+    failing = ["compare", "checkerboard-dsm", "frey-vages-dsm", "--out", str(tmp_path / "x")]
+    missing = ["--set", "data.data_root=/nowhere", "--set", "compile=off", "--no-progress"]
+    assert main([*failing, *tiny[: -len(SMALL)], *missing]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("eblvm: error: Frey face file not found: /nowhere/frey_rawface.mat")
+
+
 def test_a_diverging_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     command = [
         "compare",

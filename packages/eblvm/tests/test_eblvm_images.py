@@ -652,3 +652,13 @@ def test_bf16_autocast_keeps_energies_close_and_scores_float32(batch, samples, s
     assert bool(score.isfinite().all())
     (grad,) = torch.autograd.grad(score.square().sum(), ebm.head.quadratic.weight)
     assert math.isfinite(float(grad.abs().sum()))
+
+
+def test_a_step_size_that_overflows_the_chains_is_a_failed_sampling(trained, capsys):
+    """The chains leave the finite numbers: status 1, "sampling failed", as the README
+    says, not bad input."""
+    command = ["sample", str(trained), "--n", "2", "--steps", "1", "1", "1"]
+    assert main([*command, "--step-size", "1e30", "--out", str(trained / "no.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("eblvm: sampling failed: ")
+    assert "a smaller --step-size" in err and not (trained / "no.png").exists()

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +49,22 @@ def _distributed() -> bool:
 
 
 def _device(name: str | None) -> torch.device | None:
+    """``--device``: None (the default), or a CPU or a CUDA GPU this machine has."""
     import torch
 
-    return None if name is None else torch.device(name)
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA GPU that torch can use")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def versions() -> str:
@@ -119,6 +134,20 @@ def _positive(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+MOST_SAMPLES = 100_000  # more chains than any picture or score needs, in minutes of CPU
+
+
+def _sample_count(value: str) -> int:
+    """A number of samples: a positive count of at most MOST_SAMPLES."""
+    number = _positive(value)
+    if number > MOST_SAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MOST_SAMPLES} (every sample is a chain run for every step), "
+            f"got {value!r}"
+        )
     return number
 
 
@@ -293,13 +322,19 @@ def _train(args: argparse.Namespace) -> int:
     from eblvm.settings import apply_overrides
 
     settings = apply_overrides(get_preset(args.preset), args.set, config=args.config, strict=True)
-    return _train_run(args, settings, args.out, init_from=args.init_from)
+    return _train_run(args, settings, args.out, init_from=args.init_from, label=args.preset)
 
 
 def _train_run(
-    args: argparse.Namespace, settings: Settings, out: Path, *, init_from: Path | None = None
+    args: argparse.Namespace,
+    settings: Settings,
+    out: Path,
+    *,
+    init_from: Path | None = None,
+    label: str | None = None,
 ) -> int:
-    """Train (or continue) the run of ``settings`` in ``out`` and print its report."""
+    """Train (or continue) the run of ``settings`` in ``out`` and print its report;
+    ``label`` names the run on the progress bar (the preset)."""
     import torch
 
     from eblvm.loop import train
@@ -308,7 +343,14 @@ def _train_run(
     task = task_for(settings)
     if "threads" not in vars(args):
         torch.set_num_threads(task.cpu_threads)
-    summary = train(task, settings, out, progress=not args.no_progress, init_from=init_from)
+    summary = train(
+        task,
+        settings,
+        out,
+        progress=not args.no_progress,
+        init_from=init_from,
+        label=label,
+    )
     if _distributed() and torch.distributed.get_rank() != 0:
         return 0  # rank 0 reports for every process
     report = _report(summary, out)
@@ -356,7 +398,7 @@ def _resume(args: argparse.Namespace) -> int:
                 "below it and a run is never shortened"
             )
         settings = settings.changed(cadence={"iterations": args.iterations})
-    return _train_run(args, settings, args.run_dir)
+    return _train_run(args, settings, args.run_dir, label=args.run_dir.name)
 
 
 def _report(summary: dict[str, Any], out: Path) -> str:
@@ -554,7 +596,9 @@ def _add_sampling_options(
     parser: argparse.ArgumentParser, *, n: int, run: str = "folder of an image run"
 ) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help=run)
-    parser.add_argument("--n", type=_positive, default=n, help=f"number of samples (default {n})")
+    parser.add_argument(
+        "--n", type=_sample_count, default=n, help=f"number of samples (default {n})"
+    )
     parser.add_argument(
         "--steps",
         type=int,
@@ -591,6 +635,7 @@ def _sample(args: argparse.Namespace) -> int:
     from eblvm.images.sampling import sample_run
     from eblvm.runs import read_run_settings
 
+    device = _device(args.device)  # refused before any work, even where GRBMs ignore it
     settings = read_run_settings(args.run_dir)
     if settings.family is GRBM:
         from eblvm.grbm.sampling import sample_grbm_run
@@ -616,7 +661,7 @@ def _sample(args: argparse.Namespace) -> int:
         step_size=args.step_size,
         seed=args.seed,
         out=args.out,
-        device=_device(args.device),
+        device=device,
         data_root=args.data_root,
         raw=args.raw,
     )
@@ -1010,6 +1055,20 @@ def _os_error_status(error: OSError) -> int:
     return 1 if error.errno in _FAILED_OPERATIONS else 2
 
 
+def _out_of_memory(error: Exception) -> bool:
+    """torch's allocator refused a tensor (on the CPU or a GPU)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, (RuntimeError, MemoryError)) and (
+        isinstance(error, MemoryError)
+        or "can't allocate memory" in text
+        or "not enough memory" in text
+        or "out of memory" in text
+    )
+
+
 def _failure(error: Exception) -> tuple[int, str] | None:
     """The exit status and line of an expected failure; None for a bug."""
     from eblvm.runs import RunError, TrainingDiverged, TrainingInterrupted
@@ -1020,6 +1079,13 @@ def _failure(error: Exception) -> tuple[int, str] | None:
         return 1, f"eblvm: {error}"
     if isinstance(error, FloatingPointError):
         return 1, f"eblvm: sampling failed: {error}"
+    if _out_of_memory(error):
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return 2, (
+            f"eblvm: error: out of memory ({first[:200]}): the settings ask for tensors larger "
+            "than this machine holds; lower data.n_train, data.batch_size, method.n_samples or "
+            "model.h_dim (or --n)"
+        )
     if isinstance(error, (RunError, ValueError)):
         return 2, f"eblvm: error: {error}"
     if isinstance(error, OSError):
@@ -1027,11 +1093,17 @@ def _failure(error: Exception) -> tuple[int, str] | None:
     return None
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM outside training: as Ctrl-C
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: expected failures end with one line and a non-zero status."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return run(argv)
-    except KeyboardInterrupt:  # Ctrl-C outside training (e.g. while torch loads)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training (e.g. while torch loads)
         print("eblvm: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output went away (`eblvm list | head`)
@@ -1045,5 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
         return status
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if _distributed():
             sys.modules["torch.distributed"].destroy_process_group()

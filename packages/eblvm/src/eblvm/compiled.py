@@ -5,8 +5,15 @@ The step is a pure function of tensors that reads no tensor value (see
 steps, the estimator with its derivatives, the objective, the gradients and both
 Adam updates — as one forward graph, which inductor (``torch.compile``) turns into a
 few fused kernels. The first call traces and compiles (its time is reported in
-``compile_seconds``); later calls run the compiled graph. Compiled kernels are cached
-on disk by inductor, so the next process with the same step compiles faster.
+``compile_seconds``); later calls run the compiled graph.
+
+The traced graph goes to inductor directly, not through ``torch.compile``: dynamo
+would trace the graph's thousand operations a second time, which took most of a
+compile whose kernels were already cached. Inductor is given fake inputs under a shape
+environment, which its and AOTAutograd's caches need for their keys; so the next
+process with the same step loads the compiled graph from inductor's cache on disk
+(``TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_$USER``) and spends its
+compile seconds on the trace and the load.
 
 ``mode``: ``on`` compiles or fails; ``auto`` compiles when it can and otherwise runs
 the step eagerly, saying why in ``fallback_reason``; ``off`` runs it eagerly.
@@ -20,7 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
+from torch._guards import TracingContext, tracing
+from torch._inductor.compile_fx import compile_fx
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 from eblvm.step import Step, StepInfo, TrainState
 from eblvm.transforms import StepTransforms
@@ -46,6 +58,11 @@ class CompiledStep:
         return self.compiled is not None
 
     @property
+    def compiles_next(self) -> bool:
+        """The next call compiles the step."""
+        return self.compiled is None and self.fallback_reason is None
+
+    @property
     def transforms(self) -> StepTransforms:
         return self.step.transforms
 
@@ -61,7 +78,7 @@ class CompiledStep:
     def __call__(
         self, state: TrainState, v: torch.Tensor, noise: Any, iteration: torch.Tensor
     ) -> tuple[TrainState, StepInfo]:
-        if self.compiled is None and self.fallback_reason is None:
+        if self.compiles_next:
             self._compile(state, v, noise, iteration)
         if self.compiled is None:
             return self.step(state, v, noise, iteration)
@@ -80,8 +97,8 @@ class CompiledStep:
                     "ignore", category=FutureWarning, module=r"torch\._inductor"
                 )
                 graph = make_fx(self.step)(state, v, noise, iteration)
-                compiled = torch.compile(graph, dynamic=False)
-                compiled(state, v, noise, iteration)  # compile now, so its time is counted here
+                compiled = _inductor(graph, (state, v, noise, iteration))
+                compiled(state, v, noise, iteration)  # the first run, counted here too
         except Exception as error:
             if self.mode == "on":
                 raise RuntimeError(f"compiling the training step failed: {error}") from error
@@ -90,3 +107,13 @@ class CompiledStep:
         finally:
             self.compile_seconds = time.perf_counter() - start
         self.compiled = compiled
+
+
+def _inductor(graph: torch.fx.GraphModule, example: tuple[Any, ...]) -> Callable[..., Any]:
+    """``graph`` compiled by inductor for inputs shaped as ``example`` (see the module
+    docstring): fake copies of them under a static shape environment."""
+    fake_mode = FakeTensorMode(shape_env=ShapeEnv(), static_shapes=True)
+    fakes = pytree.tree_map_only(torch.Tensor, fake_mode.from_tensor, list(example))
+    with tracing(TracingContext(fake_mode)):
+        compiled: Callable[..., Any] = compile_fx(graph, fakes)  # type: ignore[assignment]
+        return compiled

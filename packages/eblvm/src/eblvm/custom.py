@@ -3,8 +3,9 @@
     task = ModelTask(data, build=lambda generator: Model(energy, posterior, (h_dim,)))
     train(task, settings, "runs/mine")
 
-``data`` is a tensor of training examples (N, ...); ``build`` makes a run's modules:
-an energy (any nn.Module ``energy(v, h) -> (L, B)``), a posterior of score-estimators
+``data`` is a tensor of training examples (N, ...), every value finite (checked once,
+here); ``build`` makes a run's modules: an energy (any nn.Module
+``energy(v, h) -> (L, B)``), a posterior of score-estimators
 (or any noise-driven posterior, see ``score_estimators.protocols``) and the shape of
 one draw of h. Every setting of the step applies (estimator, objective, posterior fit,
 optimiser, cadence); ``evaluate`` (optional) returns a row of numbers at each
@@ -41,6 +42,13 @@ class ModelTask:
     ) -> None:
         if not isinstance(data, Tensor) or data.dim() < 2 or not data.is_floating_point():
             raise TypeError("data must be a floating tensor of examples (N, ...)")
+        finite = data.flatten(1).isfinite().all(dim=1)
+        if not bool(finite.all()):
+            bad = (~finite).nonzero().flatten()
+            raise ValueError(
+                f"data must be finite: {len(bad)} of its {len(data)} examples hold NaN or ±inf "
+                f"(the first: row {int(bad[0])})"
+            )
         if selection is not None and selection[1] not in ("max", "min"):
             raise ValueError(f"selection must be (key, 'max' or 'min'), got {selection!r}")
         self.data = data

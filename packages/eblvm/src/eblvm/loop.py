@@ -20,6 +20,7 @@ and the evaluation, and knows nothing of the loop.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from eblvm.distributed import Ranks, init_ranks
 from eblvm.evaluation import Evaluation, load
 from eblvm.functional import Runs, parameters_of
 from eblvm.parts import Model, build_step
-from eblvm.progress import Progress
+from eblvm.progress import Progress, StopNow, StoppedAtOnce
 from eblvm.runs import (
     CHECKPOINT,
     CheckpointError,
@@ -73,17 +74,22 @@ def train(
     *,
     progress: bool = True,
     init_from: Path | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Train one run of ``settings`` in the run folder ``out`` (continuing a
     checkpointed run of the same settings). Returns the summary, also written to
     ``out/summary.json``; with ``already_finished: True`` (not written) when the run
     had finished before this call, whose summary keeps the compile figures of the
-    training.
+    training. ``label`` names the run in its progress (default: data-method-objective).
 
     Raises TrainingDiverged (the last good checkpoint kept), TrainingInterrupted
-    (SIGINT/SIGTERM, checkpointed), RunMismatch, RunLocked, CheckpointError.
+    (SIGINT/SIGTERM: checkpointed after the iteration; a second signal, or one while the
+    step compiles or the final evaluation runs, stops at once and keeps the last
+    checkpoint), RunMismatch, RunLocked, CheckpointError.
     """
-    (summary,) = train_stack(task, [(settings, Path(out))], progress=progress, init_from=init_from)
+    (summary,) = train_stack(
+        task, [(settings, Path(out))], progress=progress, init_from=init_from, label=label
+    )
     if "diverged" in summary:
         diverged = summary["diverged"]
         kept = Path(out) / CHECKPOINT
@@ -99,6 +105,7 @@ def train_stack(
     *,
     progress: bool = True,
     init_from: Path | None = None,
+    label: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train the runs, each given as (settings, run folder), as one stack: they may
     differ in seed and learning rates. A diverged run stops alone (recorded in its
@@ -114,7 +121,7 @@ def train_stack(
         if ranks.is_main:
             for folder in folders:
                 held.enter_context(folder)
-        return _Training(task, settings, folders, ranks, progress, init_from).run()
+        return _Training(task, settings, folders, ranks, progress, init_from, label).run()
 
 
 def _check_stack(task: Task, settings: Sequence[Settings], ranks: Ranks) -> None:
@@ -144,6 +151,7 @@ class _Training:
         ranks: Ranks,
         progress: bool,
         init_from: Path | None,
+        label: str | None,
     ) -> None:
         self.task, self.ranks, self.first = task, ranks, settings[0]
         self.layout = Runs(len(settings), stacked=task.stackable)
@@ -167,6 +175,8 @@ class _Training:
         self.evaluation = Evaluation(task, self.runs, models, self.layout, ranks.is_main)
         self.progress_on = progress and ranks.is_main
         self.iteration, self.resumed_at, self.train_seconds = 0, 0, 0.0
+        self.current, self.label = 0, label
+        self.saved_at: int | None = None  # the iteration of the last checkpoint
 
     def _initial_state(self) -> TrainState:
         theta = parameters_of(self.model.energy)
@@ -182,60 +192,99 @@ class _Training:
 
     def _save(self, state: TrainState) -> None:
         checkpoints.save(self.runs, state, self.iteration, self.seconds, self.layout, self.ranks)
+        self.saved_at = self.iteration
 
     def run(self) -> list[dict[str, Any]]:
         fresh = self._initial_state()
         resumed = checkpoints.resume(self.runs, fresh, self.layout, self.ranks, self.ranks.is_main)
         state, self.iteration = resumed.state, resumed.iteration
         self.resumed_at = resumed.iteration
+        self.saved_at = resumed.iteration if resumed.iteration else None
         self.train_seconds, self.evaluation.seconds = resumed.seconds
         if self.ranks.is_main:
             for run in self.runs:
                 if run.settings.tensorboard:
                     run.folder.open_scalars()
         first, total = self.first, self.first.cadence.iterations
-        name = f"{first.data.dataset}-{first.method.name}-{first.objective.name}"
+        name = self.label or f"{first.data.dataset}-{first.method.name}-{first.objective.name}"
         if len(self.runs) > 1:
             name += f" ×{len(self.runs)}"
-        progress = Progress(total, self.iteration, name, self.progress_on)
+        speaks = self.ranks.is_main and multiprocessing.parent_process() is None
+        progress = Progress(total, self.iteration, name, self.progress_on, speaks=speaks)
+        during = "while compiling the step"
         try:
             with progress:
                 state = self._iterate(state, progress)
+                during = "during the final evaluation"
+                with progress.finishing():
+                    self._final_rows(state, progress)
+                    summaries = self._finish(state)
+        except StopNow:
+            finishing = during == "during the final evaluation"
+            if finishing and self.saved_at != self.iteration:
+                self._save(state)  # the trained state, so that a rerun only evaluates
+            elif not finishing and not self.compiled.compiles_next:
+                during = f"in iteration {self.current}"
+            folders = [run.folder.out for run in self.runs]
+            raise StoppedAtOnce(during, self.saved_at, folders, finishing) from None
         finally:
             for run in self.runs:
                 run.folder.close_scalars()
         if self.compiled.fallback_reason and self.compiled.mode == "auto":
             progress.note(f"the step ran eagerly: {self.compiled.fallback_reason}")
-        return self._finish(state)
+        return summaries
 
     def _iterate(self, state: TrainState, progress: Progress) -> TrainState:
         cadence = self.first.cadence
         while self.iteration < cadence.iterations and any(run.alive for run in self.runs):
-            start = time.perf_counter()
+            self.current, start = self.iteration + 1, time.perf_counter()
             v, noise = self._draws()
             iteration = torch.tensor(
                 float(self.iteration + 1), dtype=torch.float64, device=self.ranks.device
             )
             compiling = self.compiled.compile_seconds
-            state, info = self.compiled(state, v, noise, iteration)
+            if self.compiled.compiles_next:
+                with progress.compiling():
+                    state, info = self.compiled(state, v, noise, iteration)
+                if self.compiled.is_compiled:
+                    progress.note(f"compiled the step in {self.compiled.compile_seconds:.1f} s")
+            else:
+                state, info = self.compiled(state, v, noise, iteration)
             self.iteration += 1
             self._account(info)
             compiling = self.compiled.compile_seconds - compiling  # reported on its own
             self.train_seconds += time.perf_counter() - start - compiling
-            last = self.iteration == cadence.iterations
+            if self.iteration == cadence.iterations:
+                break  # the final rows, evaluation and checkpoint: _final_rows
             rows: list[dict[str, Any]] = [{} for _ in self.runs]
-            if self.iteration % cadence.log_every == 0 or last:
+            if self.iteration % cadence.log_every == 0:
                 self._log(rows)
-            if self.iteration % cadence.eval_every == 0 or last:
+            if self.iteration % cadence.eval_every == 0:
                 self.evaluation(state, rows, self.iteration)
             postfix = self._write_rows(rows)
-            if self.iteration % cadence.checkpoint_every == 0 or last:
+            if self.iteration % cadence.checkpoint_every == 0:
                 self._save(state)
             progress.update(self.iteration, postfix)
             if progress.interrupted:
                 self._save(state)
                 raise TrainingInterrupted(self.iteration, [run.folder.out for run in self.runs])
         return state
+
+    def _final_rows(self, state: TrainState, progress: Progress) -> None:
+        """The last iteration's log and evaluation rows, and its checkpoint with them;
+        again on a later call when a signal stopped them (the trained state was then
+        checkpointed without them)."""
+        written = [run.last_row or {} for run in self.runs if run.alive]
+        if self.iteration < self.first.cadence.iterations or all(
+            row.get("iteration") == self.iteration for row in written
+        ):
+            return
+        rows: list[dict[str, Any]] = [{} for _ in self.runs]
+        self._log(rows)
+        self.evaluation(state, rows, self.iteration)
+        postfix = self._write_rows(rows)
+        self._save(state)
+        progress.update(self.iteration, postfix)
 
     def _draws(self) -> tuple[Tensor, Any]:
         batches, noises = [], []

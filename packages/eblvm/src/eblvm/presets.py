@@ -7,6 +7,7 @@ import difflib
 from eblvm.grbm.presets import GRBM_PRESETS
 from eblvm.images.presets import IMAGE_PRESETS
 from eblvm.loop import Task
+from eblvm.memory import check_fits
 from eblvm.settings import Settings
 
 PRESETS: dict[str, Settings] = {**GRBM_PRESETS, **IMAGE_PRESETS}
@@ -24,5 +25,6 @@ def get_preset(name: str) -> Settings:
 
 def task_for(settings: Settings) -> Task:
     """The task of the settings' model family (:mod:`eblvm.families`): its data are
-    loaded now."""
+    loaded now, once the settings are known to fit in memory (:mod:`eblvm.memory`)."""
+    check_fits(settings)
     return settings.family.task(settings)

@@ -9,10 +9,18 @@ seed, iteration, reason) and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,7 @@ from eblvm.runs import (
     PREVIOUS,
     SUMMARY,
     RunError,
+    TrainingInterrupted,
     atomic_write_bytes,
     load_checkpoint,
     read_json,
@@ -104,8 +113,125 @@ def _train_group(
         torch.set_num_threads(threads)
     task = task_for(group[0].settings)
     if not task.stackable:
-        return [train_stack(task, [(run.settings, run.out)], progress=progress)[0] for run in group]
-    return train_stack(task, [(run.settings, run.out) for run in group], progress=progress)
+        return [
+            train_stack(task, [(run.settings, run.out)], progress=progress, label=run.name)[0]
+            for run in group
+        ]
+    runs = [(run.settings, run.out) for run in group]
+    return train_stack(task, runs, progress=progress, label=group[0].name)
+
+
+class CompareInterrupted(TrainingInterrupted):
+    """SIGINT or SIGTERM stopped a comparison: its trainings checkpointed (or, after a
+    second signal, kept their last checkpoints) and ended."""
+
+    def __init__(self, unfinished: int, total: int) -> None:
+        RunError.__init__(
+            self,
+            f"interrupted: {unfinished} of {total} stack(s) unfinished, each kept at its latest "
+            "checkpoint: run the same command again to resume",
+        )
+        self.iteration = 0
+
+
+def _train_in_workers(groups: list[list[PlannedRun]], jobs: int) -> None:
+    """Train the groups in at most ``jobs`` worker processes at a time. The workers
+    leave the terminal's process group, so that a signal reaches them once, from here:
+    SIGINT or SIGTERM to this process (or Ctrl-C) is passed on to every worker, which
+    checkpoints after its iteration (a second one: stops at once), no new group starts,
+    and this process waits for every worker before it raises CompareInterrupted. A
+    worker's failure stops new groups too, and is raised once the others have ended."""
+    context = multiprocessing.get_context()
+    pending = list(groups)
+    running: dict[int, tuple[Any, Connection]] = {}  # sentinel -> process, its report
+    signals: list[int] = []
+    failure: BaseException | None = None
+    unfinished = 0
+
+    def pass_on(signum: int, frame: object) -> None:
+        signals.append(signum)
+        for process, _ in running.values():
+            if process.exitcode is None:
+                os.kill(process.pid, signal.SIGINT)
+        if len(signals) == 1:
+            with contextlib.suppress(OSError):  # a reader of stderr that went away
+                os.write(
+                    sys.stderr.fileno(),
+                    b"eblvm: stopping: each training checkpoints after its iteration "
+                    b"(Ctrl-C again to stop now)\n",
+                )
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, pass_on) for sig in handled}
+    try:
+        while running or (pending and not signals and failure is None):
+            while pending and len(running) < jobs and not signals and failure is None:
+                receiver, sender = context.Pipe(duplex=False)
+                work = (pending.pop(0), sender, os.getpid())
+                process = context.Process(target=_worker, args=work)
+                process.start()
+                sender.close()
+                running[process.sentinel] = (process, receiver)
+            for sentinel in wait(list(running)):
+                process, receiver = running.pop(sentinel)  # type: ignore[arg-type]
+                process.join()
+                try:
+                    outcome = receiver.recv()
+                except EOFError:  # the worker sent nothing: it finished or was interrupted
+                    outcome = None
+                receiver.close()
+                if process.exitcode != 0:
+                    unfinished += 1
+                    if isinstance(outcome, BaseException) and failure is None and not signals:
+                        failure = outcome
+    finally:
+        for process, _ in running.values():  # left by an error here: stopped as by a signal
+            if process.exitcode is None:
+                os.kill(process.pid, signal.SIGINT)
+            process.join()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if signals:
+        raise CompareInterrupted(unfinished + len(pending), len(groups))
+    if failure is not None:
+        raise failure
+
+
+def _worker(group: list[PlannedRun], report: Connection, parent: int) -> None:
+    """Train one group in a worker process; its failure goes to ``report``, its exit
+    status says whether it finished (0), was interrupted (130) or failed (1)."""
+    os.setpgrp()  # signals come from the comparing process only (see _train_in_workers)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # not the comparing process's handler
+        signal.signal(sig, signal.default_int_handler)
+    threading.Thread(target=_follow, args=(parent,), daemon=True).start()
+    try:
+        _train_group(group, False, 1)
+    except (KeyboardInterrupt, TrainingInterrupted):
+        sys.exit(130)
+    except BaseException as error:
+        report.send(_portable(error))
+        sys.exit(1)
+
+
+def _follow(parent: int) -> None:
+    """Stop this worker as Ctrl-C would once the comparing process is gone."""
+    while os.getppid() == parent:
+        threading.Event().wait(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling; else an expected failure (bad input, a run's
+    error) as a RunError of its message, anything else as a RuntimeError with its
+    traceback."""
+    try:
+        portable: BaseException = pickle.loads(pickle.dumps(error))
+    except Exception:
+        if isinstance(error, (RunError, ValueError, OSError)):
+            return RunError(str(error))
+        text = "".join(traceback.format_exception(error))[-8000:]  # within a pipe's buffer
+        return RuntimeError(f"a worker of compare failed:\n{text}")
+    return portable
 
 
 def _curve(out: Path, key: str) -> list[tuple[int, float, float]]:
@@ -177,9 +303,7 @@ def compare(
         for group in groups:
             _train_group(group, progress, None)
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for done in [pool.submit(_train_group, g, False, 1) for g in groups]:
-                done.result()
+        _train_in_workers(groups, jobs)
     rows = [_row(name, [r for r in runs if r.name == name], metric) for name in configs]
     write_json(out / f"{stem}.json", rows)
     atomic_write_bytes(out / f"{stem}.md", format_table(rows, metric).encode())

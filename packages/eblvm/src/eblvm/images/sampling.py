@@ -57,9 +57,15 @@ def schedule_of(settings: Settings, steps: tuple[int, int, int] | None = None) -
 
 
 def _energy_score(model: DeepEBLVM | DeepEBM, h: Tensor | None) -> Callable[[Tensor], Tensor]:
-    """v ↦ −∇_v E(v, h) (h fixed) or −∇_v E(v); a non-finite energy is an error."""
+    """v ↦ −∇_v E(v, h) (h fixed) or −∇_v E(v); a non-finite v or energy is a
+    FloatingPointError (sampling failed, not bad input)."""
 
     def score(v: Tensor) -> Tensor:
+        if not bool(v.isfinite().all()):  # the chains overflowed: the sampler's failure
+            raise FloatingPointError(
+                "the chains left the finite numbers (NaN or ±inf; a smaller --step-size "
+                "may keep them)"
+            )
         with torch.enable_grad():
             node = v.detach().requires_grad_(True)
             if isinstance(model, DeepEBLVM):
