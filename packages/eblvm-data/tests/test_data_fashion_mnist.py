@@ -117,8 +117,14 @@ def test_labels_are_split_like_the_images(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [label_bytes(np.zeros(4), magic=2051), label_bytes(np.zeros(4))[:-1], label_bytes(np.zeros(0))],
-    ids=["image-file magic", "truncated", "no labels"],
+    [
+        label_bytes(np.zeros(4), magic=2051),
+        label_bytes(np.zeros(4))[:-1],
+        label_bytes(np.zeros(0)),
+        label_bytes(np.zeros(4)) + bytes(1 << 20),
+        struct.pack(">II", 2049, 1 << 31) + bytes(4),
+    ],
+    ids=["image-file magic", "truncated", "no labels", "trailing megabyte", "2**31 labels"],
 )
 def test_a_corrupt_label_file_is_one_value_error_naming_it(tmp_path: Path, data: bytes) -> None:
     write(tmp_path / TRAIN_LABELS, label_bytes(np.zeros(4)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,41 @@ def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         mnist(tmp_path, n_validation=1)
     assert str(tmp_path / (TRAIN + ".gz")) in str(info.value)
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path) -> None:
+    whole = gzip.compress(idx_bytes(np.arange(4 * 28 * 28).reshape(4, 28, 28)))
+    (tmp_path / (TRAIN + ".gz")).write_bytes(whole[: len(whole) // 2])
+    write(tmp_path / TEST, idx_bytes(np.zeros((2, 28, 28))))
+    with pytest.raises(ValueError, match="could not be decompressed") as info:
+        mnist(tmp_path, n_validation=1)
+    assert str(tmp_path / (TRAIN + ".gz")) in str(info.value)
+
+
+def test_a_gzip_bomb_is_refused_after_the_bytes_its_header_declares(tmp_path: Path) -> None:
+    # 256 gzip members of 1 MiB of zeros each: 256 MiB inflated from ~260 KB on disk.
+    member = gzip.compress(bytes(1 << 20))
+    bomb = tmp_path / (TRAIN + ".gz")
+    bomb.write_bytes(gzip.compress(idx_bytes(np.zeros((4, 28, 28)))) + member * 256)
+    write(tmp_path / TEST, idx_bytes(np.zeros((2, 28, 28))))
+    with pytest.raises(ValueError, match="holds more") as info:
+        mnist(tmp_path, n_validation=1)
+    assert str(bomb) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [(2051, 4, 29, 28), (2051, 4, 28, 1 << 20), (2051, 1 << 31, 28, 28), (2051, 4, 0, 28)],
+    ids=["29 rows", "huge columns", "2**31 images", "no rows"],
+)
+def test_header_dimensions_are_checked_before_reading(
+    tmp_path: Path, header: tuple[int, ...]
+) -> None:
+    write(tmp_path / TRAIN, struct.pack(">IIII", *header) + bytes(4 * 28 * 28))
+    write(tmp_path / TEST, idx_bytes(np.zeros((2, 28, 28))))
+    with pytest.raises(ValueError, match="expected 1 to") as info:
+        mnist(tmp_path, n_validation=1)
+    assert str(tmp_path / TRAIN) in str(info.value)
 
 
 def test_bad_arguments_are_refused(tmp_path: Path, images: tuple[np.ndarray, np.ndarray]) -> None:

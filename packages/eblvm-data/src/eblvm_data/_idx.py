@@ -7,6 +7,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ _IDX3_UBYTE_MAGIC = 2051
 _HEADER = struct.Struct(">IIII")
 _IDX1_UBYTE_MAGIC = 2049
 _LABEL_HEADER = struct.Struct(">II")
+_IMAGE_SHAPE = (28, 28)
+#: The most images or labels one idx file may declare (MNIST's train file holds 60000).
+_MAX_ITEMS = 1_000_000
 
 
 def idx_image_splits(
@@ -112,28 +116,29 @@ def _find_files(
 
 
 def read_idx_images(path: Path) -> np.ndarray:
-    """Parse an idx3 unsigned-byte file into a uint8 array ``(N, rows, cols)``.
+    """Parse an idx3 unsigned-byte file into a uint8 array ``(N, 28, 28)``.
 
     Raises ValueError naming the file when it cannot be decompressed, its magic number
-    is not that of idx3 unsigned bytes, a size is zero, or its length is not the one
-    its header gives.
+    is not that of idx3 unsigned bytes, its images are not 28×28, it declares no or
+    more than ``_MAX_ITEMS`` images, or its length is not the one its header gives.
+    At most the declared bytes (and one more, to find a longer file) are read, so a
+    gzip bomb is refused without inflating it.
     """
-    raw = _read_bytes(path)
-    if len(raw) < _HEADER.size:
-        raise ValueError(f"{path} is too short for an idx header ({len(raw)} bytes)")
-    magic, n, rows, cols = _HEADER.unpack_from(raw)
-    if magic != _IDX3_UBYTE_MAGIC:
-        raise ValueError(
-            f"{path}: magic number {magic}, expected {_IDX3_UBYTE_MAGIC} "
-            "(idx3 unsigned-byte images)"
-        )
-    expected = _HEADER.size + n * rows * cols
-    if n == 0 or rows == 0 or cols == 0 or len(raw) != expected:
-        raise ValueError(
-            f"{path}: header gives {n} images of {rows}×{cols}, which need {expected} bytes, "
-            f"but the file holds {len(raw)}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=_HEADER.size).reshape(n, rows, cols)
+    with _open(path) as stream:
+        header = _read_exactly(stream, _HEADER.size, path, "an idx header")
+        magic, n, rows, cols = _HEADER.unpack(header)
+        if magic != _IDX3_UBYTE_MAGIC:
+            raise ValueError(
+                f"{path}: magic number {magic}, expected {_IDX3_UBYTE_MAGIC} "
+                "(idx3 unsigned-byte images)"
+            )
+        if (rows, cols) != _IMAGE_SHAPE or not 0 < n <= _MAX_ITEMS:
+            raise ValueError(
+                f"{path}: header gives {n} images of {rows}×{cols}, expected 1 to "
+                f"{_MAX_ITEMS} images of {_IMAGE_SHAPE[0]}×{_IMAGE_SHAPE[1]}"
+            )
+        body = _read_body(stream, n * rows * cols, path, f"{n} images of {rows}×{cols}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(n, rows, cols)
 
 
 def read_idx_labels(path: Path) -> np.ndarray:
@@ -141,33 +146,51 @@ def read_idx_labels(path: Path) -> np.ndarray:
 
     Raises ValueError naming the file as ``read_idx_images`` does.
     """
-    raw = _read_bytes(path)
-    if len(raw) < _LABEL_HEADER.size:
-        raise ValueError(f"{path} is too short for an idx header ({len(raw)} bytes)")
-    magic, n = _LABEL_HEADER.unpack_from(raw)
-    if magic != _IDX1_UBYTE_MAGIC:
-        raise ValueError(
-            f"{path}: magic number {magic}, expected {_IDX1_UBYTE_MAGIC} "
-            "(idx1 unsigned-byte labels)"
-        )
-    expected = _LABEL_HEADER.size + n
-    if n == 0 or len(raw) != expected:
-        raise ValueError(
-            f"{path}: header gives {n} labels, which need {expected} bytes, "
-            f"but the file holds {len(raw)}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=_LABEL_HEADER.size)
+    with _open(path) as stream:
+        header = _read_exactly(stream, _LABEL_HEADER.size, path, "an idx header")
+        magic, n = _LABEL_HEADER.unpack(header)
+        if magic != _IDX1_UBYTE_MAGIC:
+            raise ValueError(
+                f"{path}: magic number {magic}, expected {_IDX1_UBYTE_MAGIC} "
+                "(idx1 unsigned-byte labels)"
+            )
+        if not 0 < n <= _MAX_ITEMS:
+            raise ValueError(f"{path}: header gives {n} labels, expected 1 to {_MAX_ITEMS}")
+        body = _read_body(stream, n, path, f"{n} labels")
+    return np.frombuffer(body, dtype=np.uint8)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The contents of an idx file, decompressed when its name ends in ``.gz``."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
+def _open(path: Path) -> BinaryIO:
+    """An idx file opened for reading, decompressed when its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _read(stream: BinaryIO, size: int, path: Path) -> bytes:
+    """Up to ``size`` bytes of ``stream``; ValueError naming ``path`` when it cannot be
+    decompressed (not gzip, damaged, or cut off)."""
     try:
-        with gzip.open(path, "rb") as stream:
-            return stream.read()
+        return stream.read(size)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ValueError(f"{path} could not be decompressed: {error}") from error
+
+
+def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
+    """``size`` bytes of ``stream``; ValueError naming ``path`` when fewer are there."""
+    data = _read(stream, size, path)
+    if len(data) != size:
+        raise ValueError(f"{path} is too short for {what} ({len(data)} of {size} bytes)")
+    return data
+
+
+def _read_body(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
+    """The ``size`` bytes the header declares, refusing a file that holds more."""
+    body = _read_exactly(stream, size, path, f"the {what} its header gives")
+    if _read(stream, 1, path):
+        raise ValueError(
+            f"{path}: header gives {what}, which need {size} bytes after the header, "
+            "but the file holds more"
+        )
+    return body
 
 
 def _to_tensor(images: np.ndarray, size: int | None) -> torch.Tensor:
