@@ -346,6 +346,22 @@ def test_load_stats_errors_name_the_problem(tmp_path: Path) -> None:
         load_stats(tmp_path / "wrong.npz")
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt member", "corrupt compressed member"])
+def test_load_stats_refuses_a_damaged_archive_naming_it(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "stats.npz"
+    save = np.savez_compressed if damage == "corrupt compressed member" else np.savez
+    save(path, mu=np.arange(64.0), sigma=np.eye(64))
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # overwrite the middle of the first member's data; the central directory stays
+        data[200:400] = bytes(range(200))
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"not a readable \.npz archive") as info:
+        load_stats(path)
+    assert str(path) in str(info.value)
+
+
 def test_save_stats_refuses_bad_input_and_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="stats must be a FeatureStats"):
         save_stats((np.zeros(2), np.eye(2), 3), tmp_path / "s.npz")  # type: ignore[arg-type]

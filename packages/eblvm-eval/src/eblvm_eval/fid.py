@@ -20,6 +20,8 @@ import hashlib
 import os
 import re
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -223,7 +225,7 @@ def load_stats(path: str | os.PathLike[str]) -> FeatureStats:
     try:
         with np.load(source, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ValueError(f"{str(source)!r} is not a readable .npz archive: {error}") from error
     missing = [key for key in ("mu", "sigma") if key not in contents]
     if missing:
