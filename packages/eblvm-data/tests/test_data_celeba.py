@@ -147,6 +147,34 @@ def test_malformed_partition_line_is_named(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["../secret.jpg", "sub/../../secret.jpg", "/etc/passwd"])
+def test_partition_names_leading_out_of_the_image_folder_are_refused(
+    tmp_path: Path, name: str
+) -> None:
+    make_celeba(tmp_path)
+    write_image(tmp_path / "secret.jpg", 0)
+    path = tmp_path / "list_eval_partition.txt"
+    path.write_text(f"000001.jpg 0\n{name} 1\n")
+    with pytest.raises(ValueError, match="line 2") as info:
+        celeba(tmp_path)
+    assert str(path) in str(info.value)
+    assert repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not an image", "empty"])
+def test_a_damaged_image_is_a_value_error_naming_it(tmp_path: Path, damage: str) -> None:
+    make_celeba(tmp_path)
+    image = tmp_path / "img_align_celeba" / "000004.jpg"
+    whole = image.read_bytes()
+    image.write_bytes(
+        {"truncated": whole[: len(whole) // 2], "not an image": b"plain text", "empty": b""}[damage]
+    )
+    splits = celeba(tmp_path, size=8, crop=CROP)
+    with pytest.raises(ValueError, match="not a readable image") as info:
+        splits.test[0]
+    assert str(image) in str(info.value)
+
+
 def test_crop_larger_than_the_image_is_refused(tmp_path: Path) -> None:
     make_celeba(tmp_path)
     splits = celeba(tmp_path, size=8, crop=WIDTH + 1)

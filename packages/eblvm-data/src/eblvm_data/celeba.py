@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -39,8 +39,14 @@ class CelebAImages(Dataset[Tensor]):
 
     def __getitem__(self, index: int) -> Tensor:
         path = self.paths[index]
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
+        try:
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+        except FileNotFoundError:
+            raise
+        # PIL reports a damaged or non-image file as OSError, SyntaxError or ValueError.
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise ValueError(f"{path} is not a readable image: {error}") from error
         width, height = image.size
         if width < self.crop or height < self.crop:
             raise ValueError(f"{path} is {width}×{height}, smaller than crop={self.crop}")
@@ -81,5 +87,10 @@ def celeba(root: str | os.PathLike[str], *, size: int = 64, crop: int = 140) -> 
             raise ValueError(
                 f"{partition}, line {number}: expected '<image name> <0|1|2>', got {line!r}"
             )
-        paths[int(fields[1])].append(images / fields[0])
+        name = PurePath(fields[0])
+        if name.is_absolute() or ".." in name.parts:
+            raise ValueError(
+                f"{partition}, line {number}: image name {fields[0]!r} leads out of {images}"
+            )
+        paths[int(fields[1])].append(images / name)
     return Splits(*(CelebAImages(split, size=size, crop=crop) for split in paths))
