@@ -73,6 +73,21 @@ def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "compressed"])
+# Cut inside the 128-byte header (scipy: MatReadError, IndexError, TypeError), right
+# after it (no arrays), inside the array (OSError), and one byte short (ValueError).
+@pytest.mark.parametrize("cut", [0, 20, 127, 128, 129, 1000, -1])
+def test_truncated_file_names_the_file(
+    tmp_path: Path, faces: np.ndarray, compressed: bool, cut: int
+) -> None:
+    path = tmp_path / "frey_rawface.mat"
+    scipy.io.savemat(path, {"ff": faces[:, :4]}, do_compression=compressed)
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ValueError) as info:
+        frey_face(tmp_path)
+    assert str(path) in str(info.value)
+
+
 def test_root_must_be_a_path() -> None:
     with pytest.raises(TypeError, match="root"):
         frey_face(3)  # type: ignore[arg-type]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import scipy.io
@@ -33,8 +35,19 @@ def frey_face(root: str | os.PathLike[str]) -> Splits:
         )
     try:
         contents = scipy.io.loadmat(path)
-    except (ValueError, scipy.io.matlab.MatReadError) as error:
-        raise ValueError(f"{path} is not a readable MATLAB file: {error}") from error
+    # scipy reports a damaged or truncated file with any of these.
+    except (
+        ValueError,
+        TypeError,
+        IndexError,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        struct.error,
+        zlib.error,
+        scipy.io.matlab.MatReadError,
+    ) as error:
+        raise ValueError(f"{path} is not a readable MATLAB file: {error!r}") from error
     if "ff" not in contents:
         keys = sorted(key for key in contents if not key.startswith("__"))
         raise ValueError(f"{path} holds no array 'ff' (found {keys})")
