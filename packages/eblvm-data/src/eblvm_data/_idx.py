@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -160,12 +160,12 @@ def read_idx_labels(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8)
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> io.BufferedIOBase:
     """An idx file opened for reading, decompressed when its name ends in ``.gz``."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
-def _read(stream: BinaryIO, size: int, path: Path) -> bytes:
+def _read(stream: io.BufferedIOBase, size: int, path: Path) -> bytes:
     """Up to ``size`` bytes of ``stream``; ValueError naming ``path`` when it cannot be
     decompressed (not gzip, damaged, or cut off)."""
     try:
@@ -174,7 +174,7 @@ def _read(stream: BinaryIO, size: int, path: Path) -> bytes:
         raise ValueError(f"{path} could not be decompressed: {error}") from error
 
 
-def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
+def _read_exactly(stream: io.BufferedIOBase, size: int, path: Path, what: str) -> bytes:
     """``size`` bytes of ``stream``; ValueError naming ``path`` when fewer are there."""
     data = _read(stream, size, path)
     if len(data) != size:
@@ -182,7 +182,7 @@ def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_body(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
+def _read_body(stream: io.BufferedIOBase, size: int, path: Path, what: str) -> bytes:
     """The ``size`` bytes the header declares, refusing a file that holds more."""
     body = _read_exactly(stream, size, path, f"the {what} its header gives")
     if _read(stream, 1, path):
