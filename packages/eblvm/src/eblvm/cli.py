@@ -189,6 +189,14 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (notes and errors still print, on stderr)",
+    )
+
+
 # ----------------------------------------------------------------------------- list, show
 
 
@@ -309,11 +317,7 @@ def _add_train(commands: Any) -> None:
         metavar="RUN_DIR",
         help="start from the weights of another run of the same model (e.g. a diverged one)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (notes and errors still print, on stderr)",
-    )
+    _add_progress_option(parser)
     parser.set_defaults(handler=_train)
 
 
@@ -373,11 +377,7 @@ def _add_resume(commands: Any) -> None:
         help="train to this many iterations in all (default: the run's own); only "
         "cadence.iterations changes",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (notes and errors still print, on stderr)",
-    )
+    _add_progress_option(parser)
     parser.set_defaults(handler=_resume)
 
 
@@ -456,11 +456,7 @@ def _add_compare(commands: Any) -> None:
         help="the plot's x-axis: iterations, or the training wall time of each run's stack "
         "(runs trained as one stack share it)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (notes and errors still print, on stderr)",
-    )
+    _add_progress_option(parser)
     parser.add_argument(
         "--panel",
         action="append",
