@@ -263,10 +263,12 @@ class _Training:
                 self.evaluation(state, rows, self.iteration)
             postfix = self._write_rows(rows)
             if self.iteration % cadence.checkpoint_every == 0:
-                self._save(state)
+                with progress.shielded():
+                    self._save(state)
             progress.update(self.iteration, postfix)
             if progress.interrupted:
-                self._save(state)
+                with progress.shielded():
+                    self._save(state)
                 raise TrainingInterrupted(self.iteration, [run.folder.out for run in self.runs])
         return state
 
@@ -283,7 +285,8 @@ class _Training:
         self._log(rows)
         self.evaluation(state, rows, self.iteration)
         postfix = self._write_rows(rows)
-        self._save(state)
+        with progress.shielded():
+            self._save(state)
         progress.update(self.iteration, postfix)
 
     def _draws(self) -> tuple[Tensor, Any]:

@@ -83,6 +83,8 @@ class Progress:
         self._previous: dict[int, Any] = {}
         self._bar: Any = None
         self._at_once = False  # compiling or finishing: the first signal stops at once
+        self._shielded = False  # writing a checkpoint: a stop waits for the block's end
+        self._pending: int | None = None  # the signal of a stop that waits
 
     @property
     def interrupted(self) -> bool:
@@ -111,6 +113,9 @@ class Progress:
     def _catch(self, signum: int, frame: FrameType | None) -> None:
         self.caught.append(signum)
         if self._at_once or len(self.caught) > 1:
+            if self._shielded:
+                self._pending = signum
+                return
             raise StopNow(signum)
         self._say(STOPPING)
 
@@ -145,6 +150,18 @@ class Progress:
         """The block evaluates the finished run: a signal meanwhile stops at once."""
         with self._stopping_at_once():
             yield
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """The block writes a checkpoint: a signal that stops at once meanwhile takes
+        effect when the block ends, so that what the stop reports as kept is on disk."""
+        self._shielded = True
+        try:
+            yield
+        finally:
+            self._shielded = False
+        if self._pending is not None:
+            raise StopNow(self._pending)
 
     @contextlib.contextmanager
     def _stopping_at_once(self) -> Iterator[None]:
