@@ -19,16 +19,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import re
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
 import tomllib
+from nox.virtualenv import VirtualEnv
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
@@ -73,6 +76,28 @@ nox.options.sessions = ["lint", "typecheck", "tests", "isolated"]
 nox.options.reuse_existing_virtualenvs = False
 
 
+def _frees_its_environment(body: Callable[..., None]) -> Callable[..., None]:
+    """A session whose environment is deleted once it has passed, its ``tmp`` folder
+    (the session's outputs) kept, unless environments are reused (``nox -r``): they are
+    rebuilt on every run anyway, and each holds its own torch (about 1 GB), too many at
+    once for a CI machine's disk. A failed session's environment stays, to look into."""
+
+    @functools.wraps(body)
+    def session_then_free(session: nox.Session, *args: object, **kwargs: object) -> None:
+        body(session, *args, **kwargs)
+        environment = session.virtualenv
+        if isinstance(environment, VirtualEnv) and not environment.reuse_existing:
+            for path in Path(environment.location).iterdir():
+                if path.name == "tmp":
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+
+    return session_then_free
+
+
 def _import_name(package: str) -> str:
     return package.replace("-", "_")
 
@@ -83,6 +108,7 @@ def _install_packages(session: nox.Session, names: list[str], extras: str = "") 
 
 
 @nox.session
+@_frees_its_environment
 def tests(session: nox.Session) -> None:
     """All packages together: every package's tests and the integration tests."""
     _install_packages(session, PACKAGES, "[test]")
@@ -92,6 +118,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 @nox.parametrize("package", PACKAGES)
+@_frees_its_environment
 def isolated(session: nox.Session, package: str) -> None:
     """One package alone: proves that ``pip install <package>`` is enough."""
     local = [name for name in PACKAGES if name in _closure(package) and name != package]
@@ -102,6 +129,7 @@ def isolated(session: nox.Session, package: str) -> None:
 
 
 @nox.session
+@_frees_its_environment
 def lint(session: nox.Session) -> None:
     """ruff check and format check over the whole tree."""
     session.install("ruff")
@@ -110,6 +138,7 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+@_frees_its_environment
 def typecheck(session: nox.Session) -> None:
     """mypy over every package's sources."""
     _install_packages(session, PACKAGES)
@@ -124,6 +153,7 @@ KATEX_FILES = ("katex.min.js", "katex.min.css", "fonts/", "contrib/auto-render.m
 
 
 @nox.session
+@_frees_its_environment
 def docs(session: nox.Session) -> None:
     """The documentation site in site/: the hand-written pages under docs/, the package
     READMEs included, every package's API from its docstrings and the ``eblvm``
@@ -163,6 +193,7 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session
+@_frees_its_environment
 def build(session: nox.Session) -> None:
     """Every package's metadata rated by pyroma; its sdist and wheel (the wheel built
     from the sdist), checked by ``twine check --strict``; then each wheel alone in a
@@ -194,6 +225,7 @@ def build(session: nox.Session) -> None:
             external=True,
         )
         session.run(python, "-c", f"import {_import_name(name)}", external=True)
+        shutil.rmtree(venv)  # each holds a torch of its own
 
 
 def _wheel(dist: Path, package: str) -> Path:
@@ -203,6 +235,7 @@ def _wheel(dist: Path, package: str) -> Path:
 
 
 @nox.session
+@_frees_its_environment
 def main(session: nox.Session) -> None:
     """The main job: a short checkerboard VaGES-DSM training run with evaluation."""
     _install_packages(session, PACKAGES)
@@ -211,6 +244,7 @@ def main(session: nox.Session) -> None:
 
 
 @nox.session
+@_frees_its_environment
 def reproduce(session: nox.Session) -> None:
     """The appendix's claims at the quick scale: ``eblvm reproduce --quick`` writes
     REPORT.md (and its runs) into a fresh temporary folder, or into ``nox -s reproduce --
@@ -234,6 +268,7 @@ FASHION_FILES = tuple(
 
 
 @nox.session
+@_frees_its_environment
 def examples(session: nox.Session) -> None:
     """Every ``examples/*.py`` with ``--tiny``, in a scratch folder (their outputs go to
     its ``runs/examples``). Without the Fashion-MNIST files, the examples that need them
@@ -296,6 +331,7 @@ def _asv_config(session: nox.Session) -> tuple[Path, str]:
 
 
 @nox.session
+@_frees_its_environment
 def bench(session: nox.Session) -> None:
     """A quick asv pass over the working tree, then the goals' ratios from that run
     (``nox -s bench -- readme`` also writes them into benchmarks/README.md; ``stacks``
