@@ -1,6 +1,7 @@
 """``eblvm classifier``, ``eblvm evaluate`` and ``eblvm sample`` of GRBM runs: the cached
 Fashion-MNIST classifier, each metric on tiny finished runs beside the real test data's
-value, Gibbs samples, and one clear line for every expected failure."""
+value, several metrics on one set of samples, Gibbs samples, and one clear line for
+every expected failure."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 import torch
 from eblvm_testing import RANDOM_IMAGES, small_grbm
 
-from eblvm import apply_overrides, train
+from eblvm import apply_overrides, evaluate, train
 from eblvm.classifier import cached_classifier, default_classifier_path
 from eblvm.cli import main
+from eblvm.evaluate import evaluate_run
 from eblvm.grbm.task import GRBMTask
 from eblvm.images.task import ImageTask
 from eblvm.presets import get_preset
@@ -128,6 +130,76 @@ def test_classifier_metrics_score_samples_beside_the_real_test_images(
         assert record["std"] is None
 
 
+def _record(run: Path, metric: str) -> dict:
+    return json.loads((run / f"evaluation-{metric}.json").read_text())
+
+
+def _counting_draws(monkeypatch) -> list[int]:
+    """The n of every set of samples evaluate draws from now on."""
+    draws: list[int] = []
+    draw = evaluate.samples_of
+
+    def counted(model, posterior, settings, images, n, **kwargs):
+        draws.append(n)
+        return draw(model, posterior, settings, images, n, **kwargs)
+
+    monkeypatch.setattr(evaluate, "samples_of", counted)
+    return draws
+
+
+def test_several_metrics_score_one_draw_as_each_would_alone(
+    fashion_run, classifier_path, monkeypatch, capsys
+):
+    metrics = ["classifier-fid", "classifier-score"]
+    options = ["--n", "20", "--seed", "3", "--classifier", str(classifier_path)]
+    alone = {}
+    for metric in metrics:
+        assert main(["evaluate", str(fashion_run), "--metric", metric, *options]) == 0
+        alone[metric] = _record(fashion_run, metric)
+    capsys.readouterr()
+    draws = _counting_draws(monkeypatch)
+    both = ["--metric", metrics[0], "--metric", metrics[1]]
+    assert main(["evaluate", str(fashion_run), *both, *options]) == 0
+    assert draws == [20]  # one set of samples for both metrics
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == metrics
+    for metric in metrics:
+        together = _record(fashion_run, metric)
+        assert alone[metric].pop("samples_shared_by") == [metric]
+        assert together.pop("samples_shared_by") == metrics
+        assert together == alone[metric]  # values, ceilings, seed, n, iteration
+    assert together["seed"] == 3 and together["real_test_n"] == 20
+
+
+def test_evaluate_run_takes_a_name_or_names_and_returns_a_record_each(
+    fashion_run, classifier_path, monkeypatch
+):
+    draws = _counting_draws(monkeypatch)
+    options = {"n": 4, "classifier": classifier_path, "device": torch.device("cpu")}
+    asked = ("classifier-score", "classifier-fid", "classifier-score")
+    records = evaluate_run(fashion_run, asked, **options)
+    assert [record["metric"] for record in records] == ["classifier-score", "classifier-fid"]
+    assert records == [
+        _record(fashion_run, "classifier-score"),
+        _record(fashion_run, "classifier-fid"),
+    ]
+    [record] = evaluate_run(fashion_run, "classifier-fid", **options)
+    assert record["samples_shared_by"] == ["classifier-fid"] and draws == [4, 4]
+    with pytest.raises(ValueError, match=r"metric must be one of .*, got none"):
+        evaluate_run(fashion_run, [], **options)
+
+
+def test_every_metrics_files_are_checked_before_sampling(
+    fashion_run, classifier_path, monkeypatch, capsys
+):
+    draws = _counting_draws(monkeypatch)
+    command = ["evaluate", str(fashion_run), "--metric", "classifier-score", "--metric", "fid"]
+    assert main([*command, "--classifier", str(classifier_path), "--n", "4"]) == 2
+    error = capsys.readouterr().err
+    assert "needs reference statistics: --stats" in error and "Traceback" not in error
+    assert draws == [] and len(error.strip().splitlines()) == 1
+
+
 def test_a_missing_classifier_names_the_command_that_trains_it(
     fashion_run, tmp_path, monkeypatch, capsys
 ):
@@ -177,6 +249,14 @@ def grbm_run(tmp_path_factory) -> tuple[Path, dict]:
         ("random", ["--metric", "fid"], "needs reference statistics: --stats"),
         ("grbm", ["--metric", "classifier-fid"], "classifier-fid evaluates image runs"),
         ("none", ["--metric", "fid"], "is not a run folder"),
+        ("grbm", ["--metric", "fid", "--metric", "classifier-fid"], "fid, classifier-fid evaluate"),
+        ("random", ["--metric", "classifier-score", "--metric", "fid"], "score Fashion-MNIST"),
+        (
+            "grbm",
+            ["--metric", "log-likelihood", "--metric", "classifier-fid"],
+            "log-likelihood evaluates GRBM runs and classifier-fid image runs: no run has both",
+        ),
+        ("random", ["--metric", "fid", "--metric", "log-likelihood"], "no run has both"),
     ],
 )
 def test_metrics_refuse_runs_they_cannot_score_in_one_line(

@@ -783,9 +783,12 @@ def _add_metric_option(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--metric",
+        dest="metrics",
+        action="append",
         required=True,
         choices=METRICS,
-        help="log-likelihood for GRBM runs; the others score samples of image runs",
+        help="log-likelihood for GRBM runs; the others score samples of image runs: "
+        "repeated, they score one set of samples, drawn once",
     )
 
 
@@ -793,7 +796,7 @@ def _add_evaluate(commands: Any) -> None:
     parser = commands.add_parser(
         "evaluate",
         parents=[_SHARED],
-        help="one metric of a finished run, beside that of the real test data",
+        help="metrics of a finished run, each beside that of the real test data",
         complete=_add_metric_option,
     )
     _add_sampling_options(parser, n=1000, run="folder of a finished image or GRBM run")
@@ -811,9 +814,9 @@ def _add_evaluate(commands: Any) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from eblvm.evaluate import describe_evaluation, evaluate_run
 
-    record = evaluate_run(
+    records = evaluate_run(
         args.run_dir,
-        args.metric,
+        args.metrics,
         n=args.n,
         steps=tuple(args.steps) if args.steps else None,
         step_size=args.step_size,
@@ -825,7 +828,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         weights=args.weights,
         classifier=args.classifier,
     )
-    print(describe_evaluation(record, args.run_dir))
+    for record in records:
+        print(describe_evaluation(record, args.run_dir))
     return 0
 
 

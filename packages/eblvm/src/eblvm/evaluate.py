@@ -1,4 +1,5 @@
-"""Evaluate a finished run by one metric, beside the value of real test data (the ceiling).
+"""Evaluate a finished run by one or more metrics, each beside the value of real test data
+(the ceiling).
 
 - ``log-likelihood`` (GRBM runs): the mean test log-likelihood, log Z exact or by AIS as
   in training's evaluation; the ceiling is the data distribution's own mean test
@@ -15,13 +16,18 @@
   larger). The classifier metrics are for Fashion-MNIST runs and need the classifier
   cached by ``eblvm classifier``.
 
-The record is written to ``RUN_DIR/evaluation-<metric>.json`` and returned.
+Several image metrics asked together score one set of samples, drawn once (the costly
+part: minutes on a CPU), and give the values each would give alone with the same seed.
+Log-likelihood and the image metrics evaluate different runs, so they are never asked
+together. Each metric's record is written to ``RUN_DIR/evaluation-<metric>.json``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,7 +37,12 @@ from torch import Tensor
 from eblvm.classifier import cached_classifier
 from eblvm.families import GRBM, IMAGE_DATASETS
 from eblvm.images.data import Images, fetch, image_count, load_images
-from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
+from eblvm.images.sampling import (
+    default_device,
+    inception_features,
+    load_run,
+    samples_of,
+)
 from eblvm.runs import read_run_settings, write_json
 from eblvm.settings import Settings
 from eblvm_eval.classifier import (
@@ -40,7 +51,13 @@ from eblvm_eval.classifier import (
     classifier_score,
     classifier_statistics,
 )
-from eblvm_eval.fid import feature_statistics, frechet_distance, load_inception, load_stats
+from eblvm_eval.fid import (
+    InceptionV3Features,
+    feature_statistics,
+    frechet_distance,
+    load_inception,
+    load_stats,
+)
 from eblvm_eval.inception_score import inception_score
 
 LOG_LIKELIHOOD = "log-likelihood"
@@ -56,14 +73,24 @@ class Value(NamedTuple):
 Scorer = Callable[[Tensor], Value]
 
 
-class Options(NamedTuple):
+@dataclass
+class Options:
     """What the image metrics read besides the run: reference statistics and Inception
-    weights (fid, inception-score), the classifier's path (classifier-*), the device."""
+    weights (fid, inception-score), the classifier's path (classifier-*), the device.
+    Each network is loaded when a metric first asks for it, once for all the metrics."""
 
     stats: Path | None
     weights: Path | None
     classifier: Path | None
     device: torch.device
+
+    @cached_property
+    def inception(self) -> InceptionV3Features:
+        return load_inception(self.weights).to(self.device)
+
+    @cached_property
+    def classifier_model(self) -> Classifier:
+        return cached_classifier(self.classifier).to(self.device)
 
 
 def _splits(n: int) -> int:
@@ -74,7 +101,7 @@ def _fid(settings: Settings, images: Images, options: Options) -> Scorer:
     if options.stats is None:
         raise ValueError("the fid metric needs reference statistics: --stats (from fid-stats)")
     reference = load_stats(options.stats)
-    inception = load_inception(options.weights).to(options.device)
+    inception = options.inception
 
     def score(samples: Tensor) -> Value:
         ours = feature_statistics(inception_features(samples, inception))
@@ -84,7 +111,7 @@ def _fid(settings: Settings, images: Images, options: Options) -> Scorer:
 
 
 def _inception_score(settings: Settings, images: Images, options: Options) -> Scorer:
-    inception = load_inception(options.weights).to(options.device)
+    inception = options.inception
 
     def score(samples: Tensor) -> Value:
         result = inception_score(samples, inception, splits=_splits(len(samples)))
@@ -99,7 +126,7 @@ def _classifier(settings: Settings, options: Options) -> Classifier:
             "the classifier metrics score Fashion-MNIST runs (the classifier knows its ten "
             f"classes); this run is on {settings.data.dataset}"
         )
-    return cached_classifier(options.classifier).to(options.device)
+    return options.classifier_model
 
 
 def _classifier_fid(settings: Settings, images: Images, options: Options) -> Scorer:
@@ -138,9 +165,26 @@ def _first(images: Images, n: int) -> Tensor:
     return fetch(images, torch.arange(min(n, image_count(images))))
 
 
+def _asked(metrics: str | Sequence[str]) -> tuple[str, ...]:
+    """The metrics asked (a name or names), each once, in the order asked. Refuses none,
+    an unknown one, and log-likelihood with image metrics (no run has both)."""
+    asked = tuple(dict.fromkeys((metrics,) if isinstance(metrics, str) else metrics))
+    unknown = [metric for metric in asked if metric not in METRICS]
+    if not asked or unknown:
+        got = repr(unknown[0]) if unknown else "none"
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {got}")
+    if LOG_LIKELIHOOD in asked and len(asked) > 1:
+        images = ", ".join(metric for metric in asked if metric != LOG_LIKELIHOOD)
+        raise ValueError(
+            f"{LOG_LIKELIHOOD} evaluates GRBM runs and {images} image runs: no run has "
+            "both, ask for them in separate evaluations"
+        )
+    return asked
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
-    metric: str,
+    metrics: str | Sequence[str],
     *,
     n: int = 1000,
     steps: tuple[int, int, int] | None = None,
@@ -152,37 +196,39 @@ def evaluate_run(
     stats: str | os.PathLike[str] | None = None,
     weights: str | os.PathLike[str] | None = None,
     classifier: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """The run's ``metric`` (one of ``METRICS``) and the ceiling of real test data, as a
-    record written to ``run_dir/evaluation-<metric>.json``.
+) -> list[dict[str, Any]]:
+    """The run's ``metrics`` (a name or names of ``METRICS``), each beside the ceiling of
+    real test data: one record a metric, in the order asked, each written to
+    ``run_dir/evaluation-<metric>.json``.
 
-    Image runs: ``n`` samples of the EMA model (``raw``: the model itself) drawn with
-    ``seed`` and the run's annealing (or ``steps``, ``step_size``), on ``device``;
-    ``stats`` and ``weights`` as for ``fid_of_run``; ``classifier``: the classifier's
-    path (default: the cache of ``eblvm classifier``). GRBM runs: the log-likelihood of
-    the weights in best.pt (else checkpoint.pt's moving average, or θ with ``raw``), AIS
-    seeded by ``seed``. Every file and setting is checked before sampling starts.
+    Image runs: ``n`` samples of the EMA model (``raw``: the model itself) drawn once
+    with ``seed`` and the run's annealing (or ``steps``, ``step_size``), on ``device``,
+    and scored by every metric; ``stats`` and ``weights`` as for ``fid_of_run``;
+    ``classifier``: the classifier's path (default: the cache of ``eblvm classifier``).
+    GRBM runs: the log-likelihood of the weights in best.pt (else checkpoint.pt's moving
+    average, or θ with ``raw``), AIS seeded by ``seed``. Every file and setting of every
+    metric is checked before sampling starts.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    asked = _asked(metrics)
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
     folder = Path(os.path.expanduser(str(run_dir)))
     settings = read_run_settings(folder)
     if data_root is not None:
         settings = settings.changed(data={"data_root": data_root})
-    if metric == LOG_LIKELIHOOD:
+    if asked == (LOG_LIKELIHOOD,):
         if settings.family is not GRBM:
             raise ValueError(
                 f"{folder} holds a {settings.data.dataset} run; log-likelihood evaluates "
                 f"GRBM runs (image runs: {', '.join(IMAGE_METRICS)})"
             )
-        record = _grbm_log_likelihood(folder, settings, seed=seed, raw=raw)
+        records = [_grbm_log_likelihood(folder, settings, seed=seed, raw=raw)]
     else:
         if settings.data.dataset not in IMAGE_DATASETS:
+            verb = "evaluates" if len(asked) == 1 else "evaluate"
             raise ValueError(
-                f"{folder} holds a {settings.data.dataset} run; {metric} evaluates image "
-                f"runs (GRBM runs: {LOG_LIKELIHOOD})"
+                f"{folder} holds a {settings.data.dataset} run; {', '.join(asked)} {verb} "
+                f"image runs (GRBM runs: {LOG_LIKELIHOOD})"
             )
         device = default_device(device)
         options = Options(
@@ -191,36 +237,72 @@ def evaluate_run(
             None if classifier is None else Path(classifier),
             device,
         )
-        train = load_images(settings)
-        scorer = IMAGE_METRICS[metric](settings, train, options)
-        test = _first(load_images(settings, split="test"), n).to(device)
-        run = load_run(folder, device=device, raw=raw)
-        samples = samples_of(
-            run.model,
-            run.posterior,
-            run.settings,
-            train,
-            n,
-            generator=torch.Generator(device).manual_seed(seed),
+        records = _sample_records(
+            folder,
+            settings,
+            asked,
+            options,
+            n=n,
             steps=steps,
             step_size=step_size,
+            seed=seed,
+            raw=raw,
         )
+    written = []
+    for metric, record in zip(asked, records, strict=True):
+        record = {"metric": metric, **record}
+        write_json(folder / f"evaluation-{metric}.json", record)
+        written.append(record)
+    return written
+
+
+def _sample_records(
+    folder: Path,
+    settings: Settings,
+    metrics: tuple[str, ...],
+    options: Options,
+    *,
+    n: int,
+    steps: tuple[int, int, int] | None,
+    step_size: float | None,
+    seed: int,
+    raw: bool,
+) -> list[dict[str, Any]]:
+    """Each image metric of one set of ``n`` samples of the run, and of the first ``n``
+    test images; every scorer is made (its files read) before the samples are drawn."""
+    train = load_images(settings)
+    scorers = [IMAGE_METRICS[metric](settings, train, options) for metric in metrics]
+    test = _first(load_images(settings, split="test"), n).to(options.device)
+    run = load_run(folder, device=options.device, raw=raw)
+    samples = samples_of(
+        run.model,
+        run.posterior,
+        run.settings,
+        train,
+        n,
+        generator=torch.Generator(options.device).manual_seed(seed),
+        steps=steps,
+        step_size=step_size,
+    )
+    records = []
+    for scorer in scorers:
         ours, real = scorer(samples), scorer(test)
-        record = {
-            "value": ours.value,
-            "std": ours.std,
-            "n": n,
-            "real_test_value": real.value,
-            "real_test_std": real.std,
-            "real_test_n": len(test),
-            "weights_from": str(run.source),
-            "model": "raw" if raw else "ema",
-            "iteration": run.iteration,
-            "seed": seed,
-        }
-    record = {"metric": metric, **record}
-    write_json(folder / f"evaluation-{metric}.json", record)
-    return record
+        records.append(
+            {
+                "value": ours.value,
+                "std": ours.std,
+                "n": n,
+                "real_test_value": real.value,
+                "real_test_std": real.std,
+                "real_test_n": len(test),
+                "weights_from": str(run.source),
+                "model": "raw" if raw else "ema",
+                "iteration": run.iteration,
+                "seed": seed,
+                "samples_shared_by": list(metrics),
+            }
+        )
+    return records
 
 
 def _grbm_log_likelihood(

@@ -533,8 +533,8 @@ def measure_sample_quality(ctx: Context) -> Outcome:
     how = (
         f"train `{eblvm_preset}` and `{ebm_preset}` into DIR/{eblvm_preset} and "
         f"DIR/{ebm_preset} (`eblvm train PRESET --out DIR/PRESET`), score each with "
-        "`eblvm evaluate RUN --metric classifier-fid` and `--metric classifier-score`, then "
-        "`eblvm reproduce --deep-runs DIR`"
+        "`eblvm evaluate RUN --metric classifier-fid --metric classifier-score` (one set of "
+        "samples for both), then `eblvm reproduce --deep-runs DIR`"
     )
     if ctx.deep_runs is None:
         return Outcome(f"{NOT_RUN}: needs finished deep runs: {how}", "no --deep-runs given", "")
@@ -571,8 +571,8 @@ def _needs_gpu(dataset: str) -> Callable[[Context], Outcome]:
         )
         command = (
             f"{runs}, then `eblvm fid-stats {dataset} --out {dataset}.npz` and `eblvm evaluate "
-            f"runs/{dataset}-vages-mdsm --metric fid --stats {dataset}.npz --n 50000` (and "
-            "`--metric inception-score`)"
+            f"runs/{dataset}-vages-mdsm --metric fid --metric inception-score --stats "
+            f"{dataset}.npz --n 50000`"
         )
         return Outcome(
             f"{NOT_RUN}: needs a GPU: {command}",
