@@ -187,6 +187,8 @@ def test_evaluate_run_takes_a_name_or_names_and_returns_a_record_each(
     assert record["samples_shared_by"] == ["classifier-fid"] and draws == [4, 4]
     with pytest.raises(ValueError, match=r"metric must be one of .*, got none"):
         evaluate_run(fashion_run, [], **options)
+    with pytest.raises(TypeError, match="metrics must be a metric's name or a sequence"):
+        evaluate_run(fashion_run, None, **options)  # type: ignore[arg-type]
 
 
 def test_every_metrics_files_are_checked_before_sampling(

@@ -37,12 +37,7 @@ from torch import Tensor
 from eblvm.classifier import cached_classifier
 from eblvm.families import GRBM, IMAGE_DATASETS
 from eblvm.images.data import Images, fetch, image_count, load_images
-from eblvm.images.sampling import (
-    default_device,
-    inception_features,
-    load_run,
-    samples_of,
-)
+from eblvm.images.sampling import default_device, inception_features, load_run, samples_of
 from eblvm.runs import read_run_settings, write_json
 from eblvm.settings import Settings
 from eblvm_eval.classifier import (
@@ -168,6 +163,10 @@ def _first(images: Images, n: int) -> Tensor:
 def _asked(metrics: str | Sequence[str]) -> tuple[str, ...]:
     """The metrics asked (a name or names), each once, in the order asked. Refuses none,
     an unknown one, and log-likelihood with image metrics (no run has both)."""
+    if not isinstance(metrics, (str, Sequence)):
+        raise TypeError(
+            f"metrics must be a metric's name or a sequence of names, got {type(metrics).__name__}"
+        )
     asked = tuple(dict.fromkeys((metrics,) if isinstance(metrics, str) else metrics))
     unknown = [metric for metric in asked if metric not in METRICS]
     if not asked or unknown:
