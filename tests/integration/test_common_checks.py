@@ -38,6 +38,7 @@ COMMON = (
     "check_reduction",
     "check_generator",
     "check_float_dtype",
+    "check_finite_result",
     "values_readable",
 )
 
@@ -92,6 +93,23 @@ BAD_INPUTS = [
         TypeError,
         "dtype must be a floating-point torch.dtype, got torch.int64",
     ),
+    (
+        lambda c: c.check_finite_result(
+            torch.tensor(float("nan")), "dsm", what="the loss", cause="the score gave NaN"
+        ),
+        FloatingPointError,
+        "dsm: the loss is not finite (nan); the score gave NaN",
+    ),
+    (
+        lambda c: c.check_finite_result(
+            torch.tensor([1.0, float("nan"), float("-inf"), float("inf")]),
+            "VaGES",
+            what="the score estimate",
+            cause="v is huge",
+        ),
+        FloatingPointError,
+        "VaGES: the score estimate is not finite (1 nan and 2 infinite of 4 entries); v is huge",
+    ),
 ]
 
 
@@ -132,6 +150,8 @@ def test_good_input_is_returned() -> None:
         assert checks.check_choice("mean", "reduction", ("mean",)) == "mean"
         assert checks.check_generator(None) is None
         assert checks.values_readable(torch.zeros(2))
+        finite = torch.tensor([1.0, -2.0])
+        assert checks.check_finite_result(finite, "f", what="x", cause="y") is finite
 
 
 def test_no_package_defines_a_common_check_elsewhere() -> None:

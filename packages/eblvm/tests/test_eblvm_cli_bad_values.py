@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from eblvm_testing import small_grbm
 
 import eblvm.memory
-from eblvm import Model, ModelTask
+from eblvm import Model, ModelTask, train
 from eblvm.cli import main
 from eblvm.memory import check_fits, least_bytes
 from eblvm.presets import get_preset
@@ -100,3 +101,17 @@ def test_data_with_nan_is_refused_when_the_task_is_made():
     expected = r"2 of its 50 examples hold NaN or ±inf \(the first: row 17\)"
     with pytest.raises(ValueError, match=expected):
         ModelTask(data, build=build)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_one_non_finite_row_is_refused_before_training_naming_it(tmp_path, bad):
+    data = torch.rand(20, 2)
+    data[0, 1] = bad
+    expected = r"1 of its 20 examples hold NaN or ±inf \(the first: row 0\)"
+    with pytest.raises(ValueError, match=expected):
+        train(ModelTask(data, build=_unreachable), small_grbm(), tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # refused when the task was made: no run folder written
+
+
+def _unreachable(generator: torch.Generator) -> Model:
+    raise AssertionError("not reached")

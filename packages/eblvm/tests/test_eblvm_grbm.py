@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from eblvm_testing import small_grbm
 from eblvm import RunMismatch, TrainingDiverged, train, train_stack
 from eblvm.grbm.task import GRBMTask, estimate_log_partition, mean_log_likelihood
 from eblvm.runs import load_checkpoint, read_metrics
-from eblvm.step import ContrastiveDivergenceStep, ScoreMatchingStep
+from eblvm.step import ContrastiveDivergenceStep, PosteriorFitter, ScoreMatchingStep
 
 SMALL = small_grbm()
 
@@ -145,6 +146,69 @@ def test_divergence_stops_with_the_iteration_and_keeps_the_last_checkpoint(tmp_p
     assert all(torch.isfinite(p).all() for p in kept["state"]["theta"].values())
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["diverged"] == {"iteration": 12, "reason": "loss = nan"}
+
+
+def _posterior_loss_from(monkeypatch, iteration: int, value: float) -> None:
+    """From fit number ``iteration`` on, the fit reports the posterior loss ``value``
+    (its φ as fitted): q's divergence as the step reports it, the objective untouched."""
+    original = PosteriorFitter.fit
+    calls = {"n": 0}
+
+    def reported(self, *args):
+        calls["n"] += 1
+        phi, opt_state, last = original(self, *args)
+        if calls["n"] >= iteration:
+            last = torch.full_like(last, value)
+        return phi, opt_state, last
+
+    monkeypatch.setattr(PosteriorFitter, "fit", reported)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_posterior_loss_stops_the_run_naming_it(tmp_path, monkeypatch, value):
+    _posterior_loss_from(monkeypatch, 12, value)
+    with pytest.raises(
+        TrainingDiverged, match=f"iteration 12: posterior_loss = {value};"
+    ) as caught:
+        train(GRBMTask(SMALL), SMALL, tmp_path, progress=False)
+    assert caught.value.iteration == 12
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 10
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["diverged"] == {"iteration": 12, "reason": f"posterior_loss = {value}"}
+
+
+def test_a_stack_run_whose_posterior_loss_is_not_finite_stops_alone(tmp_path, monkeypatch):
+    original = PosteriorFitter.fit
+
+    def second_run_nan_from_7(self, *args):
+        phi, opt_state, last = original(self, *args)
+        if int(args[5]) >= 7:  # the iteration
+            last = last.clone()
+            last[1] = float("nan")
+        return phi, opt_state, last
+
+    monkeypatch.setattr(PosteriorFitter, "fit", second_run_nan_from_7)
+    settings = small_grbm("iterations=20")
+    runs = [(dataclasses.replace(settings, seed=s), tmp_path / f"s{s}") for s in (0, 1)]
+    summaries = train_stack(GRBMTask(settings), runs, progress=False)
+    assert summaries[0]["iterations"] == 20 and "diverged" not in summaries[0]
+    assert summaries[1]["diverged"] == {"iteration": 7, "reason": "posterior_loss = nan"}
+
+
+def test_a_mean_posterior_loss_above_max_posterior_loss_stops_the_run(tmp_path, monkeypatch):
+    _posterior_loss_from(monkeypatch, 1, 5e4)
+    watched = small_grbm("evaluation.max_posterior_loss=1e4")
+    reason = "mean posterior loss 5e+04 above evaluation.max_posterior_loss"
+    with pytest.raises(TrainingDiverged, match=re.escape(f"iteration 10: {reason};")):
+        train(GRBMTask(watched), watched, tmp_path / "watched", progress=False)
+    rows, _ = read_metrics(tmp_path / "watched" / "metrics.jsonl")
+    assert rows[-1] == {"iteration": 10, "diverged": reason}
+    # Off by default, and a bound above the loss lets the run finish.
+    assert SMALL.evaluation.max_posterior_loss == 0
+    above = small_grbm("evaluation.max_posterior_loss=1e5")
+    for name, settings in (("default", SMALL), ("above", above)):
+        summary = train(GRBMTask(settings), settings, tmp_path / name, progress=False)
+        assert summary["iterations"] == 30 and "diverged" not in summary
 
 
 def test_a_real_non_finite_loss_is_caught(tmp_path):

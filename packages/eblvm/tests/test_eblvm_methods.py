@@ -198,6 +198,7 @@ def test_the_fingerprint_of_a_run_reading_every_default_is_unchanged():
     settings = small_grbm()
     left_out = {"device", "compile", "tensorboard", "data.data_root", "fid.stats", "fid.weights"}
     left_out.add("optimiser.clip_norm")  # new in 0.4.0: runs before it had none
+    left_out.add("evaluation.max_posterior_loss")  # new after 0.5.0, likewise
     every = {
         name: value
         for name, value in settings.items()
@@ -258,6 +259,7 @@ def test_a_checkpoint_fingerprinted_by_0_3_0_is_its_runs():
     settings = get_preset("mnist-ebm-mdsm")
     left_out = {"device", "compile", "tensorboard", "data.data_root", "fid.stats", "fid.weights"}
     left_out |= {"optimiser.clip_norm", "cadence.log_every", "cadence.eval_every"}
+    left_out |= {"evaluation.max_posterior_loss"}
     left_out |= {"cadence.checkpoint_every"}
     every = {name: value for name, value in settings.items() if name not in left_out}
     legacy = hashlib.sha256(json.dumps(every, sort_keys=True).encode()).hexdigest()[:16]
@@ -265,3 +267,23 @@ def test_a_checkpoint_fingerprinted_by_0_3_0_is_its_runs():
     assert settings.is_fingerprint(legacy) and settings.is_fingerprint(settings.fingerprint())
     other = apply_overrides(settings, ["optimiser.lr=3e-4"])
     assert not other.is_fingerprint(legacy) and not settings.is_fingerprint(other.fingerprint())
+
+
+def test_max_posterior_loss_is_checked_read_by_methods_that_fit_q_and_fingerprinted_when_on():
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(SettingsError, match=r"evaluation\.max_posterior_loss must be finite"):
+            small_grbm().changed(evaluation={"max_posterior_loss": bad})
+    settings = small_grbm()
+    assert "evaluation.max_posterior_loss" in settings.reads()
+    assert "evaluation.max_posterior_loss" not in settings.trajectory()  # 0: off
+    watched = apply_overrides(settings, ["evaluation.max_posterior_loss=1e4"])
+    assert watched.trajectory()["evaluation.max_posterior_loss"] == 1e4
+    assert watched.fingerprint() != settings.fingerprint()
+    assert Settings.from_dict(json.loads(json.dumps(watched.to_dict()))) == watched
+    record = settings.to_dict()  # a record written before the setting existed
+    del record["evaluation"]["max_posterior_loss"]
+    assert Settings.from_dict(record) == settings
+    cd = small_grbm("method=cd")
+    assert "evaluation.max_posterior_loss" not in cd.reads()
+    with pytest.raises(SettingsError, match="max_posterior_loss does not apply to a grbm run"):
+        apply_overrides(cd, ["evaluation.max_posterior_loss=1"], strict=True)

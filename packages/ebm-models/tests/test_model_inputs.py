@@ -5,6 +5,8 @@ are static, so the models still trace (make_fx) and map over stacked parameters 
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 
 import pytest
@@ -144,3 +146,26 @@ def test_grbm_checks_let_it_trace_and_map_over_stacked_parameters() -> None:
     mapped = torch.func.vmap(lambda p: torch.func.functional_call(models[0], p, (v, h)))(params)
     for run, m in enumerate(models):
         torch.testing.assert_close(mapped[run], m.energy(v, h))
+
+
+@pytest.mark.parametrize("model", [GRBM, GaussianEBLVM])
+@pytest.mark.parametrize(
+    ("weight_std", "error", "message"),
+    [
+        (math.nan, ValueError, "weight_std must be finite and >= 0, got nan"),
+        (math.inf, ValueError, "weight_std must be finite and >= 0, got inf"),
+        (-0.1, ValueError, "weight_std must be finite and >= 0, got -0.1"),
+        ("0.1", TypeError, "weight_std must be a real number, got str"),
+    ],
+)
+def test_a_weight_std_that_is_not_finite_and_non_negative_is_refused(
+    model, weight_std, error, message
+) -> None:
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        model(D, H, weight_std=weight_std)
+
+
+@pytest.mark.parametrize("model", [GRBM, GaussianEBLVM])
+def test_a_weight_std_of_zero_starts_with_zero_weights(model) -> None:
+    assert torch.count_nonzero(model(D, H, weight_std=0).W) == 0
+    assert torch.isfinite(model(D, H, weight_std=2).W).all()

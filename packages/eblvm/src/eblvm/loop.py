@@ -299,13 +299,19 @@ class _Training:
         return torch.cat(batches), fold_noise(noises, self.step.noise_axes())
 
     def _account(self, info: StepInfo) -> None:
-        finite = info.finite.tolist()
+        """Each live run's step values into its running means; a run whose loss, θ or
+        posterior loss is not finite stops as diverged."""
+        finite, posterior_finite = info.finite.tolist(), info.posterior_finite.tolist()
         values = {key: getattr(info, key).tolist() for key in RUNNING}
         for index, run in enumerate(self.runs):
             if not run.alive:
                 continue
             if not finite[index]:
                 run.diverge(self.iteration, f"loss = {values['loss'][index]}", self.ranks.is_main)
+                continue
+            if not posterior_finite[index]:
+                reason = f"posterior_loss = {values['posterior_loss'][index]}"
+                run.diverge(self.iteration, reason, self.ranks.is_main)
                 continue
             run.add({key: values[key][index] for key in RUNNING})
 
@@ -319,8 +325,19 @@ class _Training:
             row.update(run.running_means())
             lr = torch.tensor(run.settings.optimiser.lr, dtype=torch.float64)
             row["lr"] = float(learning_rate(self.step.transforms.gradients, lr, step))
-            if row["loss"] is not None and row["loss"] > run.settings.evaluation.max_loss:
+            limits = run.settings.evaluation
+            if row["loss"] is not None and row["loss"] > limits.max_loss:
                 reason = f"mean loss {row['loss']:.4g} above evaluation.max_loss"
+                run.diverge(self.iteration, reason, self.ranks.is_main)
+            elif (
+                limits.max_posterior_loss > 0
+                and row["posterior_loss"] is not None
+                and row["posterior_loss"] > limits.max_posterior_loss
+            ):
+                reason = (
+                    f"mean posterior loss {row['posterior_loss']:.4g} above "
+                    "evaluation.max_posterior_loss"
+                )
                 run.diverge(self.iteration, reason, self.ranks.is_main)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> str | None:

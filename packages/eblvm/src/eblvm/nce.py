@@ -222,7 +222,7 @@ class NCEStep(ThetaStepper):
     ) -> tuple[TrainState, StepInfo]:
         runs = self.runs
         phi, phi_opt = state.phi, state.phi_opt
-        fit_loss = torch.full((runs.count,), math.nan, dtype=v.dtype, device=v.device)
+        fit_loss: Tensor | None = None
         if self.fitter is not None and self.posterior is not None and noise.fit is not None:
             assert self.phi_optimiser is not None and self.posterior_lr is not None
             energy_theta = {k: t for k, t in state.theta.items() if k != LOG_NORMALISER}

@@ -78,9 +78,20 @@ RUN_READS = (
 )
 # Settings newer than the first records: a record without one was written before it
 # existed and takes its default (which trains as the run did then).
-ADDED_SINCE = frozenset({"optimiser.clip_norm"})  # 0.4.0
+ADDED_SINCE = frozenset(
+    {
+        "optimiser.clip_norm",  # 0.4.0
+        "evaluation.max_posterior_loss",  # after 0.5.0
+    }
+)
 # What a method that fits q(h | v) reads.
-POSTERIOR_READS = ("posterior.steps", "posterior.loss", "posterior.lr", "posterior.fit_at")
+POSTERIOR_READS = (
+    "posterior.steps",
+    "posterior.loss",
+    "posterior.lr",
+    "posterior.fit_at",
+    "evaluation.max_posterior_loss",
+)
 
 
 def _digest(record: dict[str, Any]) -> str:
@@ -354,7 +365,10 @@ class EvaluationSettings:
     else AIS with ``ais_chains`` × ``ais_steps``); ``select_by``: the checkpoint kept
     as best.pt (``validation`` log-likelihood, ``fid`` for images, ``none``).
     ``max_drop``: an evaluation more than this many nats below the run's best
-    log-likelihood, or a loss above ``max_loss``, stops the run as diverged."""
+    log-likelihood, or a loss above ``max_loss``, stops the run as diverged; so does a
+    posterior loss above ``max_posterior_loss`` (the mean since the last log, as for
+    ``max_loss``; 0: off) in a method that fits q. A non-finite loss or posterior loss
+    stops it at the step, always."""
 
     log_z: str = "auto"
     exact_log_z_max_h: int = 20
@@ -363,6 +377,7 @@ class EvaluationSettings:
     select_by: str = "none"
     max_drop: float = 100.0
     max_loss: float = 1e12
+    max_posterior_loss: float = 0.0
 
     def check(self) -> None:
         _choice("evaluation", "log_z", self.log_z, LOG_Z_METHODS)
@@ -372,6 +387,12 @@ class EvaluationSettings:
         _choice("evaluation", "select_by", self.select_by, SELECTIONS)
         _positive("evaluation", "max_drop", self.max_drop)
         _positive("evaluation", "max_loss", self.max_loss)
+        _check(
+            _is_real(self.max_posterior_loss) and self.max_posterior_loss >= 0,
+            "evaluation.max_posterior_loss",
+            "finite and >= 0 (0: off)",
+            self.max_posterior_loss,
+        )
 
 
 @dataclass(frozen=True)
@@ -570,6 +591,8 @@ class Settings:
             left_out.discard("cadence.iterations")
         if not self.optimiser.clip_norm:  # off: the fingerprints of runs before it hold
             left_out.add("optimiser.clip_norm")
+        if not self.evaluation.max_posterior_loss:  # likewise
+            left_out.add("evaluation.max_posterior_loss")
         read = set(self.reads()) if unread_at_default else {name for name, _ in self.items()}
         return {
             name: value if name in read else default

@@ -93,6 +93,10 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "evaluation.select_by": (_one_of(SELECTIONS), "what picks best.pt"),
     "evaluation.max_drop": (POSITIVE, "nats below the best that stop a run as diverged"),
     "evaluation.max_loss": (POSITIVE, "a loss above this stops a run as diverged"),
+    "evaluation.max_posterior_loss": (
+        ">= 0",
+        "a posterior loss above this stops a run as diverged (0: off)",
+    ),
     "sampling.hold_steps": (COUNT.format(0), "Langevin steps at T = t_max"),
     "sampling.anneal_steps": (COUNT.format(0), "Langevin steps from t_max down to T = 1"),
     "sampling.final_steps": (COUNT.format(0), "Langevin steps from T = 1 to 0"),

@@ -59,13 +59,15 @@ class TrainState(NamedTuple):
 class StepInfo(NamedTuple):
     """Per-run diagnostics of one step, each (S,): the objective's ``loss``, the last
     ``posterior_loss`` of the fit (NaN without one), ``grad_norm`` ‖∇θ‖ of the gradient
-    the optimiser takes (after the gradient chain: averaged, clipped) and ``finite``
-    (the loss and the new θ are finite)."""
+    the optimiser takes (after the gradient chain: averaged, clipped), ``finite`` (the
+    loss and the new θ are finite) and ``posterior_finite`` (the posterior loss is
+    finite, or there was no fit)."""
 
     loss: Tensor
     posterior_loss: Tensor
     grad_norm: Tensor
     finite: Tensor
+    posterior_finite: Tensor
 
 
 class Step(Protocol):
@@ -112,11 +114,12 @@ class ThetaStepper:
         *,
         phi: Params,
         phi_opt: AdamState | None,
-        fit_loss: Tensor,
+        fit_loss: Tensor | None,
         kept: dict[str, Tensor] | None = None,
     ) -> tuple[TrainState, StepInfo]:
         """The new state (φ, its optimiser state and the ``kept`` extra state as given)
-        and the per-run losses (S,), posterior losses, gradient norms and finiteness."""
+        and the per-run losses (S,), posterior losses (``fit_loss``, None without a fit),
+        gradient norms and finiteness."""
         transforms, runs = self.transforms, self.runs
         updates, extra = transforms.gradients.update(
             Updates(grads, self.lr, losses.detach()), state.extra, iteration
@@ -128,8 +131,14 @@ class ThetaStepper:
         )
         theta, extra = transforms.parameters.update(theta, extra, iteration)
         finite = reported.isfinite() & runs.finite(theta)
+        if fit_loss is None:
+            fit_loss = torch.full_like(reported, math.nan)
+            posterior_finite = torch.ones_like(finite)
+        else:
+            posterior_finite = fit_loss.isfinite()
         new_state = TrainState(theta, detached(phi), theta_opt, phi_opt, {**extra, **(kept or {})})
-        return new_state, StepInfo(reported, fit_loss, runs.norms(grads), finite)
+        info = StepInfo(reported, fit_loss, runs.norms(grads), finite, posterior_finite)
+        return new_state, info
 
 
 class FittingLoss(Protocol):
@@ -280,7 +289,7 @@ class ScoreMatchingStep(ThetaStepper):
     ) -> tuple[TrainState, StepInfo]:
         runs = self.runs
         phi, phi_opt = state.phi, state.phi_opt
-        fit_loss = torch.full((runs.count,), math.nan, dtype=v.dtype, device=v.device)
+        fit_loss: Tensor | None = None
         if self.fitter is not None and self.fitter.steps and self.posterior is not None:
             assert self.phi_optimiser is not None and noise.fit is not None
             at = v if self.fitter.at == "data" else self.objective.points(v, noise.objective)
@@ -374,7 +383,7 @@ class ContrastiveDivergenceStep(ThetaStepper):
             iteration,
             phi={},
             phi_opt=None,
-            fit_loss=torch.full_like(losses, math.nan),
+            fit_loss=None,
             kept={"chains": negatives.detach()} if self.persistent else None,
         )
 

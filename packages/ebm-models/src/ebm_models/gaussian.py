@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ebm_models._checks import check_data
-from ebm_models._common_checks import check_count
+from ebm_models._common_checks import check_count, check_real
 
 
 class GaussianEBLVM(nn.Module):
@@ -45,6 +45,7 @@ class GaussianEBLVM(nn.Module):
         check_count(h_dim, "h_dim")
         self.v_dim = v_dim
         self.h_dim = h_dim
+        weight_std = check_real(weight_std, "weight_std", non_negative=True)
         self.W = nn.Parameter(weight_std * torch.randn(v_dim, h_dim, generator=generator))
         self.b = nn.Parameter(torch.zeros(v_dim))
         self.c = nn.Parameter(torch.zeros(h_dim))

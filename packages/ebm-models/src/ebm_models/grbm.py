@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ebm_models._checks import check_data, check_latents
-from ebm_models._common_checks import check_count
+from ebm_models._common_checks import check_count, check_real
 
 
 class GRBM(nn.Module):
@@ -41,6 +41,7 @@ class GRBM(nn.Module):
         check_count(h_dim, "h_dim")
         self.v_dim = v_dim
         self.h_dim = h_dim
+        weight_std = check_real(weight_std, "weight_std", non_negative=True)
         self.W = nn.Parameter(weight_std * torch.randn(v_dim, h_dim, generator=generator))
         self.b = nn.Parameter(torch.zeros(v_dim))
         self.c = nn.Parameter(torch.zeros(h_dim))

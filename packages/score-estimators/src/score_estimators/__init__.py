@@ -70,4 +70,4 @@ __all__ = [
     "vages_weights",
     "weighted_score",
 ]
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -31,7 +31,7 @@ from score_estimators._checks import (
     check_samples,
     dtypes_named,
 )
-from score_estimators._common_checks import check_count
+from score_estimators._common_checks import check_bool, check_count, check_finite_result
 from score_estimators.fitting import draw, energy_at, kl_loss
 from score_estimators.langevin import Langevin
 from score_estimators.protocols import (
@@ -82,6 +82,19 @@ def vages_weights(log_joint: Tensor) -> Tensor:
         return weights
     d = x - x.mean(0)
     return weights + (d.square() - d.square().mean(0)) / ((n - 1) * (n - 2))
+
+
+def _checked(score: Tensor, estimator: object, check_finite: bool) -> Tensor:
+    """The estimate; with ``check_finite``, a FloatingPointError naming the estimator
+    when any of its entries is not finite."""
+    if check_finite:
+        check_finite_result(
+            score,
+            type(estimator).__name__,
+            what="the score estimate",
+            cause="the energy, the posterior or v gave non-finite values",
+        )
+    return score
 
 
 def _log_joint(energy: Energy, v_node: Tensor, h: Tensor) -> Tensor:
@@ -141,12 +154,15 @@ def _fixed_draws(
 
 
 class _SampleEstimator:
-    """Shared settings: the number of posterior samples L."""
+    """Shared settings: the number of posterior samples L, and ``check_finite``: a
+    non-finite estimate raises FloatingPointError (off by default; the trainer checks
+    its losses itself)."""
 
     min_samples = 1
 
-    def __init__(self, n_samples: int) -> None:
+    def __init__(self, n_samples: int, *, check_finite: bool = False) -> None:
         self.n_samples = check_count(n_samples, "n_samples", minimum=self.min_samples)
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     @property
     def draws(self) -> int:
@@ -156,8 +172,11 @@ class _SampleEstimator:
     def _counted(self) -> str:
         return f"{type(self).__name__} draws n_samples = {self.n_samples} per example"
 
+    def _options(self) -> str:
+        return ", check_finite=True" if self.check_finite else ""
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_samples={self.n_samples})"
+        return f"{type(self).__name__}(n_samples={self.n_samples}{self._options()})"
 
 
 class _RefinableEstimator(_SampleEstimator):
@@ -172,9 +191,14 @@ class _RefinableEstimator(_SampleEstimator):
     """
 
     def __init__(
-        self, n_samples: int, *, refine: Langevin | None = None, control_variate: bool = False
+        self,
+        n_samples: int,
+        *,
+        refine: Langevin | None = None,
+        control_variate: bool = False,
+        check_finite: bool = False,
     ) -> None:
-        super().__init__(n_samples)
+        super().__init__(n_samples, check_finite=check_finite)
         if refine is not None and not isinstance(refine, Langevin):
             raise TypeError(f"refine must be a Langevin refinement, got {type(refine).__name__}")
         if not isinstance(control_variate, bool):
@@ -223,7 +247,7 @@ class _RefinableEstimator(_SampleEstimator):
     def __repr__(self) -> str:
         refine = f", refine={self.refine!r}" if self.refine is not None else ""
         cv = ", control_variate=True" if self.control_variate else ""
-        return f"{type(self).__name__}(n_samples={self.n_samples}{refine}{cv})"
+        return f"{type(self).__name__}(n_samples={self.n_samples}{refine}{cv}{self._options()})"
 
 
 class VaES(_RefinableEstimator):
@@ -245,7 +269,8 @@ class VaES(_RefinableEstimator):
     ) -> Tensor:
         h, v_node, log_joint = self._draws_and_log_joint(energy, posterior, v, generator, noise)
         log_ratio = self._value_log_ratio(posterior, h, v_node, log_joint)
-        return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
+        score = weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
+        return _checked(score, self, self.check_finite)
 
 
 class VaGES(_RefinableEstimator):
@@ -299,7 +324,7 @@ class VaGES(_RefinableEstimator):
             for_value, v_node, grad_outputs=torch.full_like(for_value, 1 / n), retain_graph=True
         )
         score = weighted_score(for_gradient, v_node, vages_weights(for_gradient))
-        return score + (value - score.detach())
+        return _checked(score + (value - score.detach()), self, self.check_finite)
 
 
 class VaESCV(VaES):
@@ -309,11 +334,11 @@ class VaESCV(VaES):
     Exact, with zero variance, when q = p(h | v).
     """
 
-    def __init__(self, n_samples: int) -> None:
-        super().__init__(n_samples, control_variate=True)
+    def __init__(self, n_samples: int, *, check_finite: bool = False) -> None:
+        super().__init__(n_samples, control_variate=True, check_finite=check_finite)
 
     def __repr__(self) -> str:
-        return f"VaESCV(n_samples={self.n_samples})"
+        return f"VaESCV(n_samples={self.n_samples}{self._options()})"
 
 
 class ImportanceSampling(_SampleEstimator):
@@ -346,7 +371,7 @@ class ImportanceSampling(_SampleEstimator):
         with torch.no_grad():
             log_proposal = posterior.log_prob(h, v)
         weights = torch.softmax(log_joint - log_proposal, dim=0)
-        return weighted_score(log_joint, v_node, weights)
+        return _checked(weighted_score(log_joint, v_node, weights), self, self.check_finite)
 
 
 class ExactScore:
@@ -354,9 +379,13 @@ class ExactScore:
     (:class:`~score_estimators.protocols.ScoreModel`).
 
     Lets exact-score baselines run through the same code as the estimators.
+    ``check_finite``: a non-finite score raises FloatingPointError.
     """
 
     draws = 0
+
+    def __init__(self, *, check_finite: bool = False) -> None:
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     def __call__(
         self,
@@ -371,10 +400,10 @@ class ExactScore:
             raise TypeError(f"ExactScore needs an energy with a score(v) method, got {energy!r}")
         check_data(v)
         with dtypes_named(energy, v):
-            return energy.score(v)
+            return _checked(energy.score(v), self, self.check_finite)
 
     def __repr__(self) -> str:
-        return "ExactScore()"
+        return "ExactScore(check_finite=True)" if self.check_finite else "ExactScore()"
 
 
 class _Bound(nn.Module):
@@ -484,8 +513,9 @@ class BiSM(_SampleEstimator):
         inner_lr: float = 1e-3,
         loss: PosteriorLoss = kl_loss,
         inner_samples: int = 1,
+        check_finite: bool = False,
     ) -> None:
-        super().__init__(n_samples)
+        super().__init__(n_samples, check_finite=check_finite)
         self.n_unroll = check_count(n_unroll, "n_unroll", minimum=0)
         self.inner_lr = check_positive(inner_lr, "inner_lr")
         self.inner_samples = check_count(inner_samples, "inner_samples")
@@ -532,9 +562,11 @@ class BiSM(_SampleEstimator):
         )
         v_node = _graph_node(v)
         log_ratio = _log_joint(energy, v_node, h) - unrolled.log_prob(h, v_node)
-        return weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
+        score = weighted_score(log_ratio, v_node, torch.full_like(log_ratio, 1 / self.n_samples))
+        return _checked(score, self, self.check_finite)
 
     def __repr__(self) -> str:
         return (
-            f"BiSM(n_unroll={self.n_unroll}, n_samples={self.n_samples}, inner_lr={self.inner_lr})"
+            f"BiSM(n_unroll={self.n_unroll}, n_samples={self.n_samples}, "
+            f"inner_lr={self.inner_lr}{self._options()})"
         )

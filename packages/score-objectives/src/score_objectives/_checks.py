@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._common_checks import values_readable
+from ._common_checks import check_finite_result, check_real, values_readable
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -92,6 +92,33 @@ def check_input_graph(s: torch.Tensor) -> None:
         )
 
 
-def reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``(B,)`` per-sample values, or their mean."""
-    return per_sample.mean() if reduction == "mean" else per_sample
+def check_scale(value: object, name: str, *, dtype: torch.dtype, power: int) -> float:
+    """A noise level or bandwidth: finite and > 0, and such that ``value**power`` and its
+    inverse, which the objective multiplies and divides by, are finite in ``dtype`` (the
+    data's): between ``max**(-1/power)`` and ``max**(1/power)`` for dtype's largest
+    finite value ``max``."""
+    scale = check_real(value, name, positive=True)
+    largest = torch.finfo(dtype).max
+    low, high = largest ** (-1 / power), largest ** (1 / power)
+    if not low < scale < high:
+        raise ValueError(
+            f"{name} must be in ({low:.3g}, {high:.3g}) for {dtype} data, where {name}^{power} "
+            f"and 1/{name}^{power} are finite, got {value!r}"
+        )
+    return scale
+
+
+def reduce(
+    per_sample: torch.Tensor, reduction: str, *, check_finite: bool, function: str
+) -> torch.Tensor:
+    """``(B,)`` per-sample values, or their mean: the objective ``function``'s result,
+    checked to be finite when ``check_finite`` (a FloatingPointError names ``function``)."""
+    loss = per_sample.mean() if reduction == "mean" else per_sample
+    if check_finite:
+        check_finite_result(
+            loss,
+            function,
+            what="the loss",
+            cause="the score function or the inputs gave non-finite values",
+        )
+    return loss

@@ -95,6 +95,25 @@ def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
     return dtype
 
 
+def check_finite_result(
+    value: torch.Tensor, function: str, *, what: str, cause: str
+) -> torch.Tensor:
+    """``value`` when every entry is finite, else a FloatingPointError: ``"{function}:
+    {what} is not finite (nan); {cause}"``, with the count of NaN and infinite entries
+    of a value of more than one entry. The output check of a library function called
+    with ``check_finite=True``; it waits, as the value checks do, while values cannot be
+    read (make_fx, vmap)."""
+    if not values_readable(value) or bool(value.isfinite().all()):
+        return value
+    if value.numel() == 1:
+        found = str(value.item())
+    else:
+        counts = ((int(value.isnan().sum()), "nan"), (int(value.isinf().sum()), "infinite"))
+        found = " and ".join(f"{n} {kind}" for n, kind in counts if n)
+        found += f" of {value.numel()} entries"
+    raise FloatingPointError(f"{function}: {what} is not finite ({found}); {cause}")
+
+
 def values_readable(t: torch.Tensor) -> bool:
     """Whether a check may read t's values now: not while torch records the code as a graph
     (make_fx) or maps it over a batch (torch.func.vmap), where reading a value is an error;

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ._checks import ScoreFn, call_score, check_data, check_not_half, reduce
-from ._common_checks import check_reduction, values_readable
+from ._checks import ScoreFn, call_score, check_data, check_not_half, check_scale, reduce
+from ._common_checks import check_bool, check_reduction, values_readable
 
 _SAMPLE = 8192  # values in the sample that brackets the median of many
 
@@ -79,6 +79,7 @@ def ksd(
     *,
     bandwidth: float | torch.Tensor | None = None,
     reduction: str = "mean",
+    check_finite: bool = False,
 ) -> torch.Tensor:
     """Kernelised Stein discrepancy, the U-statistic over ordered pairs i ≠ j (Liu et al., 2016).
 
@@ -91,10 +92,13 @@ def ksd(
         bandwidth: h > 0; None uses ``median_bandwidth(v)``.
         reduction: ``"mean"`` (the U-statistic) or ``"none"``: per-sample row means
             ``mean_{j≠i} u(v_i, v_j)``, ``(B,)``, whose mean is the U-statistic.
+        check_finite: raise FloatingPointError when the loss is not finite (the trainer
+            checks its losses itself).
     """
     check_data(v)
     _check_pairs(v)
     reduction = check_reduction(reduction)
+    check_finite = check_bool(check_finite, "check_finite")
     s = call_score(score_fn, v).flatten(1)
     x = _centred(v)
     # One matrix of squared distances serves the kernel and, detached, the median.
@@ -107,7 +111,7 @@ def ksd(
     batch = v.shape[0]
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=v.device)
     per_sample = (u * off_diagonal).sum(dim=1) / (batch - 1)
-    return reduce(per_sample, reduction)
+    return reduce(per_sample, reduction, check_finite=check_finite, function="ksd")
 
 
 def _centred(v: torch.Tensor) -> torch.Tensor:
@@ -186,7 +190,8 @@ def _check_pairs(v: torch.Tensor) -> None:
 
 
 def _check_bandwidth(bandwidth: object, *, like: torch.Tensor) -> torch.Tensor:
-    """A finite h > 0, as a 0-dim tensor of like's dtype and device."""
+    """A finite h > 0 whose h⁴ and 1/h⁴ (the kernel divides by h² and h⁴) are finite in
+    like's dtype, as a 0-dim tensor of like's dtype and device."""
     if isinstance(bandwidth, torch.Tensor):
         if bandwidth.dim() != 0 or not bandwidth.is_floating_point():
             raise ValueError(
@@ -198,8 +203,10 @@ def _check_bandwidth(bandwidth: object, *, like: torch.Tensor) -> torch.Tensor:
         h = torch.tensor(float(bandwidth), dtype=like.dtype, device=like.device)
     else:
         raise TypeError(f"bandwidth must be a number or a tensor, got {type(bandwidth).__name__}")
-    if values_readable(h) and (not bool(torch.isfinite(h)) or h <= 0):
-        raise ValueError(f"bandwidth must be finite and > 0, got {float(h)}")
+    if values_readable(h):
+        if not bool(torch.isfinite(h)) or h <= 0:
+            raise ValueError(f"bandwidth must be finite and > 0, got {float(h)}")
+        check_scale(float(h), "bandwidth", dtype=like.dtype, power=4)
     return h
 
 

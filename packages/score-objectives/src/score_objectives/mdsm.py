@@ -6,12 +6,12 @@ import math
 
 import torch
 
-from ._checks import ScoreFn, call_score, check_data, check_noise, reduce
+from ._checks import ScoreFn, call_score, check_data, check_noise, check_scale, reduce
 from ._common_checks import (
+    check_bool,
     check_choice,
     check_float_dtype,
     check_int,
-    check_real,
     check_reduction,
     values_readable,
 )
@@ -34,12 +34,13 @@ def noise_levels(
     ``"geometric"``: ``exp(linspace(log sigma_min, log sigma_max, batch_size))``.
     Both start at ``sigma_min`` and end at ``sigma_max``, up to rounding (a batch
     of one gets ``sigma_min``). Computed in float64, returned in the floating
-    ``dtype`` (default: torch's default dtype) on ``device``.
+    ``dtype`` (default: torch's default dtype) on ``device``; σ² and 1/σ² must be
+    finite in ``dtype`` at both ends (float32: 5.4e-20 < σ < 1.8e19).
     """
     batch_size = check_int(batch_size, "batch_size")
-    sigma_min, sigma_max = _check_range(sigma_min, sigma_max)
-    schedule = check_choice(schedule, "schedule", SCHEDULES)
     dtype = check_float_dtype(torch.get_default_dtype() if dtype is None else dtype)
+    sigma_min, sigma_max = _check_range(sigma_min, sigma_max, dtype)
+    schedule = check_choice(schedule, "schedule", SCHEDULES)
     if schedule == "linear":
         levels = torch.linspace(sigma_min, sigma_max, batch_size, dtype=torch.float64)
     else:
@@ -62,6 +63,7 @@ def mdsm(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
+    check_finite: bool = False,
 ) -> torch.Tensor:
     """Multiscale denoising score matching (Li et al., 2019).
 
@@ -73,9 +75,11 @@ def mdsm(
     Args:
         score_fn: ``(B, ...) -> (B, ...)``.
         v: data, ``(B, ...)``.
-        sigma_min: the least noise level, ``0 < sigma_min <= sigma_max``.
+        sigma_min: the least noise level, ``0 < sigma_min <= sigma_max``; σ² and 1/σ²
+            finite in v's dtype (float32: 5.4e-20 < σ < 1.8e19), as for ``levels``.
         sigma_max: the greatest noise level.
-        sigma0: the fixed scale σ0 > 0.
+        sigma0: the fixed scale σ0 > 0, with σ0⁴ and 1/σ0⁴ finite in v's dtype
+            (float32: 2.3e-10 < σ0 < 4.3e9).
         schedule: ``"linear"`` or ``"geometric"`` (see ``noise_levels``).
         levels: explicit noise levels ``(B,)``, finite and > 0, in place of the range
             and schedule (a piece of a larger batch's levels, or each of several
@@ -83,10 +87,13 @@ def mdsm(
         noise: injected ε, v's shape; exclusive with ``generator``.
         generator: source of ε.
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
+        check_finite: raise FloatingPointError when the loss is not finite (the trainer
+            checks its losses itself).
     """
     check_data(v)
-    sigma0 = check_real(sigma0, "sigma0", positive=True)
+    sigma0 = check_scale(sigma0, "sigma0", dtype=v.dtype, power=4)
     reduction = check_reduction(reduction)
+    check_finite = check_bool(check_finite, "check_finite")
     sigmas = _levels(v, sigma_min, sigma_max, schedule, levels).reshape(-1, *([1] * (v.dim() - 1)))
     if noise is None:
         noise = torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device)
@@ -94,7 +101,7 @@ def mdsm(
         noise = check_noise(noise, shape=tuple(v.shape), like=v, generator=generator)
     s = call_score(score_fn, v + sigmas * noise)
     per_sample = 0.5 * (s / sigmas + noise / sigma0**2).flatten(1).pow(2).sum(dim=1)
-    return reduce(per_sample, reduction)
+    return reduce(per_sample, reduction, check_finite=check_finite, function="mdsm")
 
 
 def _levels(
@@ -126,14 +133,17 @@ def _levels(
             f"levels must have v's dtype and device ({v.dtype}, {v.device}), "
             f"got ({levels.dtype}, {levels.device})"
         )
-    if values_readable(levels) and not bool((levels.isfinite() & (levels > 0)).all()):
-        raise ValueError("levels must be finite and > 0")
+    if values_readable(levels):
+        if not bool((levels.isfinite() & (levels > 0)).all()):
+            raise ValueError("levels must be finite and > 0")
+        for extreme in (float(levels.min()), float(levels.max())):
+            check_scale(extreme, "levels", dtype=v.dtype, power=2)
     return levels
 
 
-def _check_range(sigma_min: object, sigma_max: object) -> tuple[float, float]:
-    low = check_real(sigma_min, "sigma_min", positive=True)
-    high = check_real(sigma_max, "sigma_max", positive=True)
+def _check_range(sigma_min: object, sigma_max: object, dtype: torch.dtype) -> tuple[float, float]:
+    low = check_scale(sigma_min, "sigma_min", dtype=dtype, power=2)
+    high = check_scale(sigma_max, "sigma_max", dtype=dtype, power=2)
     if low > high:
         raise ValueError(f"sigma_min must be <= sigma_max, got {low} > {high}")
     return low, high

@@ -12,12 +12,14 @@ from ._checks import (
     differentiable_input,
     reduce,
 )
-from ._common_checks import check_reduction
+from ._common_checks import check_bool, check_reduction
 
 _DIRECTIONS_PER_PASS = 16
 
 
-def sm(score_fn: ScoreFn, v: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+def sm(
+    score_fn: ScoreFn, v: torch.Tensor, *, reduction: str = "mean", check_finite: bool = False
+) -> torch.Tensor:
     """Score matching ``E[½‖s(v)‖² + tr(∂s/∂v)]`` (Hyvärinen, 2005).
 
     The trace is exact: the D rows of the Jacobian come from autograd passes mapped
@@ -33,17 +35,20 @@ def sm(score_fn: ScoreFn, v: torch.Tensor, *, reduction: str = "mean") -> torch.
         score_fn: ``(B, D) -> (B, D)``.
         v: data, ``(B, D)``.
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
+        check_finite: raise FloatingPointError when the loss is not finite (the trainer
+            checks its losses itself).
     """
     check_data(v)
     if v.dim() != 2:
         raise ValueError(f"v must have shape (B, D), got {tuple(v.shape)}")
     reduction = check_reduction(reduction)
+    check_finite = check_bool(check_finite, "check_finite")
     x = differentiable_input(v)
     s = call_score(score_fn, x)
     check_input_graph(s)
     trace = _jacobian_trace(s, x)
     per_sample = 0.5 * s.pow(2).sum(dim=1) + trace
-    return reduce(per_sample, reduction)
+    return reduce(per_sample, reduction, check_finite=check_finite, function="sm")
 
 
 def _jacobian_trace(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

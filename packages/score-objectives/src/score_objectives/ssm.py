@@ -13,7 +13,7 @@ from ._checks import (
     differentiable_input,
     reduce,
 )
-from ._common_checks import check_choice, check_int, check_reduction
+from ._common_checks import check_bool, check_choice, check_int, check_reduction
 
 PROJECTIONS = ("rademacher", "gaussian")
 
@@ -27,6 +27,7 @@ def ssm(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
+    check_finite: bool = False,
 ) -> torch.Tensor:
     """Sliced score matching ``E[½(εᵀs(v))² + εᵀ ∂(εᵀs(v))/∂v]`` (Song et al., 2019).
 
@@ -43,11 +44,14 @@ def ssm(
             exclusive with ``generator``.
         generator: source of the random directions.
         reduction: ``"mean"`` (scalar) or ``"none"`` (per-sample, ``(B,)``).
+        check_finite: raise FloatingPointError when the loss is not finite (the trainer
+            checks its losses itself).
     """
     check_data(v)
     n_projections = check_int(n_projections, "n_projections")
     projection = check_choice(projection, "projection", PROJECTIONS)
     reduction = check_reduction(reduction)
+    check_finite = check_bool(check_finite, "check_finite")
     shape = (n_projections, *v.shape)
     if noise is None:
         noise = _directions(shape, projection, like=v, generator=generator)
@@ -62,7 +66,7 @@ def ssm(
         projected = (eps * s).flatten(1).sum(dim=1)
         (grad,) = torch.autograd.grad(projected.sum(), x, create_graph=True, materialize_grads=True)
         total = total + 0.5 * projected.pow(2) + (eps * grad).flatten(1).sum(dim=1)
-    return reduce(total / n_projections, reduction)
+    return reduce(total / n_projections, reduction, check_finite=check_finite, function="ssm")
 
 
 def _directions(
