@@ -277,14 +277,14 @@ def test_same_seed_image_runs_are_bit_identical(tmp_path):
         assert all(torch.equal(first[part][k], second[part][k]) for k in first[part])
 
 
-def test_the_former_name_of_a_run_snapshot_warns_and_still_works(tmp_path):
+def test_the_former_name_of_a_run_snapshot_is_gone_and_out_warns(tmp_path):
     import eblvm
     from eblvm import loop
     from eblvm.task import RunSnapshot
 
     for module in (eblvm, loop):
-        with pytest.warns(DeprecationWarning, match="RunSnapshot"):
-            assert module.RunView is RunSnapshot
+        with pytest.raises(AttributeError):
+            _ = module.RunView
     snapshot = RunSnapshot(small_grbm(), tmp_path, None, None)
     with pytest.warns(DeprecationWarning, match="folder"):
         assert snapshot.out == snapshot.folder == tmp_path

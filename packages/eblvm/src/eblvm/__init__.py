@@ -8,7 +8,6 @@ starts without torch; ``eblvm._openmp`` is imported first, before anything loads
 """
 
 import importlib
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from eblvm import _openmp  # noqa: F401  (before torch loads)
@@ -92,9 +91,7 @@ __all__ = [
     "train",
     "train_stack",
 ]
-__version__ = "0.5.0"
-
-_DEPRECATED = {"RunView": "RunSnapshot"}  # the former names, kept until 0.5
+__version__ = "0.6.0"
 
 
 def __getattr__(name: str) -> Any:
@@ -102,10 +99,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_MODULE_OF[name]), name)
         globals()[name] = value
         return value
-    if name in _DEPRECATED:
-        new = _DEPRECATED[name]
-        warnings.warn(f"eblvm.{name} is deprecated; use eblvm.{new}", DeprecationWarning, 2)
-        return __getattr__(new)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,15 +55,6 @@ __all__ = ["BatchStream", "RunSnapshot", "Task", "rank_seed", "train", "train_st
 
 _SHOWN = ("loss", "test_log_likelihood", "fid")
 _COMPILE_FIGURES = ("compiled", "compile_seconds")  # of the call that trained the run
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RunView":
-        warnings.warn(
-            "eblvm.loop.RunView is deprecated; use eblvm.RunSnapshot", DeprecationWarning, 2
-        )
-        return RunSnapshot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(
