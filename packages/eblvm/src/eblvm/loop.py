@@ -214,7 +214,12 @@ class _Training:
             if finishing and self.saved_at != self.iteration:
                 self._save(state)  # the trained state, so that a rerun only evaluates
             elif not finishing and not self.compiled.compiles_next:
-                during = f"in iteration {self.current}"
+                stepping = self.current > self.iteration  # else between two iterations
+                during = (
+                    f"in iteration {self.current}"
+                    if stepping
+                    else f"after iteration {self.iteration}"
+                )
             folders = [run.folder.out for run in self.runs]
             raise StoppedAtOnce(during, self.saved_at, folders, finishing) from None
         finally:
