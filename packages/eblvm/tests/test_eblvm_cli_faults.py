@@ -132,6 +132,48 @@ def test_a_full_disk_while_metrics_are_appended_leaves_no_half_row(
     assert load_checkpoint(run / CHECKPOINT)["iteration"] == 15  # the last good one
 
 
+def test_a_row_the_full_disk_took_in_part_is_taken_back(finished, tmp_path, monkeypatch, capsys):
+    """A disk filling up mid-row: write() takes part of the row without an error and
+    refuses the rest; the file is cut back to its last whole row."""
+    run = _copy(finished, tmp_path / "run")
+    metrics = (run / "metrics.jsonl").read_bytes()
+    real_write = os.write
+    full = []
+
+    def write(fd: int, data: bytes) -> int:
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if b'"iteration": 20' in data:
+            full.append(True)
+            return real_write(fd, data[:7])  # as the kernel does with the last free bytes
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    assert main([*_resume(run), "--set=log_every=10"]) == 1
+    _one_line(capsys, f"{run / 'metrics.jsonl'}: no space")
+    assert (run / "metrics.jsonl").read_bytes() == metrics
+    assert load_checkpoint(run / CHECKPOINT)["iteration"] == 15
+
+
+def test_a_full_compile_cache_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """Inductor wraps the refusal of its cache folder in its own error: the line is the
+    system's reason and the cache, status 1, nothing checkpointed."""
+    import eblvm.compiled
+
+    def full(graph, example):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as error:
+            raise RuntimeError(f"InductorError: {error!r}") from error
+
+    monkeypatch.setattr(eblvm.compiled, "_inductor", full)
+    out = tmp_path / "run"
+    argv = ["train", "checkerboard-quick", "--no-progress", "--set=n_train=1000"]
+    assert main([*argv, "--set=compile=on", "--set=iterations=5", "--out", str(out)]) == 1
+    _one_line(capsys, "(the compile cache, TORCHINDUCTOR_CACHE_DIR): no space")
+    assert not (out / CHECKPOINT).exists()
+
+
 @pytest.mark.parametrize("where", ["inodes", "space"])
 def test_a_full_disk_at_the_start_names_the_file_never_a_temporary(
     tmp_path, monkeypatch, capsys, where

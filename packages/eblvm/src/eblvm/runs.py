@@ -381,8 +381,11 @@ class RunFolder:
         path = self.path(METRICS)
         handle = _open_here(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         size = os.fstat(handle).st_size
+        data = (dumps_json(row) + "\n").encode()
         try:
-            os.write(handle, (dumps_json(row) + "\n").encode())
+            written = 0
+            while written < len(data):  # a full disk may take part of a row before it refuses
+                written += os.write(handle, data[written:])
             os.fsync(handle)
         except OSError as error:  # no half row left behind: the file as it was
             with contextlib.suppress(OSError):
