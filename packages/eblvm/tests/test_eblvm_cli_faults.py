@@ -318,6 +318,51 @@ FIELDS = {
 }
 
 
+def _steps(value):
+    def edit(record):
+        record["state"]["theta_opt"]["steps"] = torch.tensor(value, dtype=torch.float64)
+
+    return edit
+
+
+def _negative_variance(record):
+    variance = record["state"]["theta_opt"]["variance"]
+    variance["W"] = -1 - variance["W"]
+
+
+def _nan_weight(record):
+    record["state"]["theta"]["W"][0, 0] = float("nan")
+
+
+# The training state, checked against the model's own before any file is rewritten (a
+# resume rewrites the metrics and settings): a wrong count or moment would only show as
+# a run that "diverged" at once.
+STATE = {
+    "the optimiser's step count is -3.0, not a whole number >= 0": _steps(-3.0),
+    "the optimiser's step count is 2.5, not a whole number >= 0": _steps(2.5),
+    "the optimiser's step count is nan, not a whole number >= 0": _steps(float("nan")),
+    "the optimiser's variance estimate is negative": _negative_variance,
+    "W holds NaN or ±inf": _nan_weight,
+    "W must have shape (2, 4), got (2, 5)": lambda r: r["state"]["theta"].update(
+        W=torch.zeros(2, 5)
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", list(STATE))
+def test_a_checkpoint_with_a_valid_hash_and_a_wrong_state_is_refused(
+    finished, tmp_path, capsys, reason
+):
+    run = _copy(finished, tmp_path / "run")
+    record = load_checkpoint(run / CHECKPOINT)
+    STATE[reason](record)
+    save_checkpoint(record, run / CHECKPOINT, keep_previous=False)
+    before = _files(run)
+    assert main(_resume(run)) == 2
+    _one_line(capsys, f"{run / CHECKPOINT}: {reason}; the previous checkpoint")
+    assert _files(run) == before
+
+
 @pytest.mark.parametrize("field", list(FIELDS))
 def test_a_checkpoint_with_a_valid_hash_and_a_wrong_field_is_refused(
     finished, tmp_path, capsys, field

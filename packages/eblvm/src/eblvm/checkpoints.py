@@ -67,6 +67,7 @@ def resume(
     if len(iterations) > 1:
         raise RunError(f"the stack's checkpoints are at different iterations {sorted(iterations)}")
     iteration = iterations.pop() if iterations else 0
+    state = _checked_state(fresh, found, layout, runs) if found else fresh
     seconds = Seconds()
     for run, record in zip(runs, records, strict=True):
         rows, note = run.folder.read_metrics(iteration)
@@ -80,11 +81,21 @@ def resume(
             seconds = Seconds(
                 float(record["seconds"]["train"]), float(record["seconds"]["evaluation"])
             )
-    if not found:
-        return Resumed(fresh, 0, seconds)
-    where = ", ".join(str(run.folder.path(CHECKPOINT)) for run in runs)
-    state = stacked_state(fresh, [r["state"] for r in found], layout, where)
     return Resumed(state, iteration, seconds)
+
+
+def _checked_state(
+    fresh: TrainState, found: list[dict[str, Any]], layout: Runs, runs: Sequence[TrainingRun]
+) -> TrainState:
+    """The stack's state from its checkpoints, checked before any file of a run is
+    rewritten; a lone run's refusal says how to continue from its previous checkpoint."""
+    where = ", ".join(str(run.folder.path(CHECKPOINT)) for run in runs)
+    try:
+        return stacked_state(fresh, [r["state"] for r in found], layout, where)
+    except CheckpointError as error:
+        if len(runs) > 1:
+            raise
+        raise CheckpointError(f"{error}; {runs[0].folder.damaged_checkpoint_hint()}") from None
 
 
 def _records(runs: Sequence[TrainingRun], ranks: Ranks, notes: bool) -> list[dict[str, Any] | None]:
