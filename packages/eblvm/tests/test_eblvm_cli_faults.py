@@ -392,6 +392,35 @@ def test_a_deleted_checkpoint_beside_a_kept_previous_is_refused_with_what_to_do(
     assert _files(run) == before
 
 
+@pytest.mark.parametrize("summary", [True, False])
+def test_a_run_whose_checkpoints_were_deleted_is_not_trained_over(
+    finished, tmp_path, capsys, summary
+):
+    """Its summary, or metrics past the first checkpoint's iteration, say that it had
+    checkpoints: refused, its metrics kept, never started again from iteration 0."""
+    run = _copy(finished, tmp_path / "run")
+    (run / CHECKPOINT).unlink()
+    (run / PREVIOUS).unlink()
+    if not summary:
+        (run / "summary.json").unlink()
+    before = _files(run)
+    assert main(_resume(run)) == 2
+    named = run / "summary.json" if summary else f"{run / 'metrics.jsonl'} reaches iteration 10"
+    _one_line(capsys, f"{run / CHECKPOINT} and {PREVIOUS} are missing, but {named}")
+    assert _files(run) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(finished, tmp_path, capsys):
+    run = _copy(finished, tmp_path / "run")
+    for name in (CHECKPOINT, PREVIOUS, "summary.json"):
+        (run / name).unlink()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    kept = [row for row in rows if row["iteration"] <= 5]  # up to the first checkpoint
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept))
+    assert main(_resume(run)) == 0
+    assert load_checkpoint(run / CHECKPOINT)["iteration"] == 20
+
+
 def test_a_lock_that_is_a_symbolic_link_is_never_followed(finished, tmp_path, capsys):
     run = _copy(finished, tmp_path / "run")
     outside = tmp_path / "precious.txt"
