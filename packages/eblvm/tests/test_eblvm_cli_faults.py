@@ -304,6 +304,10 @@ def _order_out_of_range(record):
     record["ranks"][0]["batches"]["order"] = record["ranks"][0]["batches"]["order"] + 10**6
 
 
+def _order_repeated(record):
+    record["ranks"][0]["batches"]["order"][:] = 0  # every batch the first example
+
+
 FIELDS = {
     "iteration": lambda r: r.update(iteration="5"),
     "ranks": lambda r: r.update(ranks=[]),
@@ -313,6 +317,7 @@ FIELDS = {
     "seconds.train": lambda r: r["seconds"].update(train="x"),
     "ranks[0].data_generator": _generator_state,
     "ranks[0].batches.order": _order_out_of_range,
+    "ranks[0].batches.order repeated": _order_repeated,
     "ranks[0].batches.cursor": lambda r: r["ranks"][0]["batches"].update(cursor=10**12),
     "iteration is -5": lambda r: r.update(iteration=-5),
 }
@@ -499,8 +504,12 @@ def test_a_string_where_a_number_belongs_in_metrics_names_the_file_and_line(
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     rows[-1]["test_log_likelihood"] = "x"
     metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    made = folder / PRESET / "seed0" / "run.json"  # would be rewritten by a resume of seed0
+    made.write_text(json.dumps({**json.loads(made.read_text()), "command": "before"}))
+    before = _files(folder)
     assert main([*COMPARE, "--out", str(folder)]) == 2
     _one_line(capsys, f"{metrics} line {len(rows)}", "test_log_likelihood is 'x'")
+    assert _files(folder) == before  # seed0's files too: read before any is written
 
 
 def test_a_mismatch_names_the_runs_own_value_or_says_config_json_was_edited(

@@ -68,9 +68,10 @@ def resume(
         raise RunError(f"the stack's checkpoints are at different iterations {sorted(iterations)}")
     iteration = iterations.pop() if iterations else 0
     state = _checked_state(fresh, found, layout, runs) if found else fresh
+    # every run's metrics read (a damaged one refused) before any run's files are written
+    metrics = [run.folder.read_metrics(iteration) for run in runs]
     seconds = Seconds()
-    for run, record in zip(runs, records, strict=True):
-        rows, note = run.folder.read_metrics(iteration)
+    for run, record, (rows, note) in zip(runs, records, metrics, strict=True):
         if note and notes:
             print(f"eblvm: {note}", file=sys.stderr)
         if ranks.is_main:
@@ -214,8 +215,8 @@ def check_record(
         if rank == 0 and saved_world == world:  # another world: refused by its count
             valid = valid and n == examples
         need(f"{where}.batches.order", order, valid, f"an order of {examples} examples")
-        if n and not (0 <= int(order.min()) and int(order.max()) < n):
-            refuse(f"{where}.batches.order", order, f"indices of 0..{n - 1}")
+        if n and not torch.equal(order.sort().values, torch.arange(n)):
+            refuse(f"{where}.batches.order", order, f"a permutation of 0..{n - 1}")
         cursor = batches.get("cursor")
         need(f"{where}.batches.cursor", cursor, _is_int(cursor, 0, n), f"an integer in 0..{n}")
     stack = record.get("stack", [])
