@@ -22,8 +22,12 @@ GB = 10**9
     ("assignment", "largest"),
     [
         ("data.n_train=1e9", "data.n_train"),
-        ("method.n_samples=1e9", "method.n_samples × model.h_dim"),
-        ("model.h_dim=1e7", "method.n_samples × model.h_dim"),
+        ("method.n_samples=1e9", "data.batch_size × method.n_samples × model.h_dim"),
+        ("data.batch_size=1e9", "data.batch_size × method.n_samples × model.h_dim"),
+        # the final density plot's log p on its 200² points: killed by the system, not
+        # refused by torch, when it was not counted
+        ("model.h_dim=1e5", "model.h_dim"),
+        ("model.h_dim=1e7", "model.h_dim"),
         ("data.columns=1e9", "data.columns"),
     ],
 )
@@ -41,14 +45,19 @@ def test_sizes_beyond_the_memory_are_refused_before_any_tensor(
 
 
 def test_the_bound_counts_what_the_settings_certainly_make():
-    settings = apply_overrides(get_preset("checkerboard-quick"), ["n_train=1000", "h_dim=10"])
+    settings = apply_overrides(get_preset("checkerboard-quick"), ["n_train=1000", "h_dim=30"])
     parts = least_bytes(settings)
     batch, samples = settings.data.batch_size, settings.method.n_samples
+    chains = settings.evaluation.ais_chains  # h = 30 > 20: log Z by AIS
     assert parts == {
         "data.n_train": 40 * 1000,
         "data.columns": 16 * 2,  # the two dark cells of a 2 × 2 board
-        "method.n_samples × model.h_dim": 3 * 4 * batch * samples * 10,
+        "data.batch_size × method.n_samples × model.h_dim": 3 * 4 * batch * samples * 30,
+        "model.h_dim": 2 * 4 * 200**2 * 30,  # the density plot's logits and their softplus
+        "evaluation.ais_chains × model.h_dim": 2 * 4 * chains * 30,
     }
+    exact = apply_overrides(settings, ["h_dim=20"])
+    assert "evaluation.ais_chains × model.h_dim" not in least_bytes(exact)
     check_fits(settings, available=sum(parts.values()))
     with pytest.raises(SettingsError, match="need at least"):
         check_fits(settings, available=sum(parts.values()) - 1)

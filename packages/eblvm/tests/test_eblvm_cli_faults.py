@@ -132,6 +132,48 @@ def test_a_full_disk_while_metrics_are_appended_leaves_no_half_row(
     assert load_checkpoint(run / CHECKPOINT)["iteration"] == 15  # the last good one
 
 
+def test_a_row_the_full_disk_took_in_part_is_taken_back(finished, tmp_path, monkeypatch, capsys):
+    """A disk filling up mid-row: write() takes part of the row without an error and
+    refuses the rest; the file is cut back to its last whole row."""
+    run = _copy(finished, tmp_path / "run")
+    metrics = (run / "metrics.jsonl").read_bytes()
+    real_write = os.write
+    full = []
+
+    def write(fd: int, data: bytes) -> int:
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if b'"iteration": 20' in data:
+            full.append(True)
+            return real_write(fd, data[:7])  # as the kernel does with the last free bytes
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    assert main([*_resume(run), "--set=log_every=10"]) == 1
+    _one_line(capsys, f"{run / 'metrics.jsonl'}: no space")
+    assert (run / "metrics.jsonl").read_bytes() == metrics
+    assert load_checkpoint(run / CHECKPOINT)["iteration"] == 15
+
+
+def test_a_full_compile_cache_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """Inductor wraps the refusal of its cache folder in its own error: the line is the
+    system's reason and the cache, status 1, nothing checkpointed."""
+    import eblvm.compiled
+
+    def full(graph, example):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as error:
+            raise RuntimeError(f"InductorError: {error!r}") from error
+
+    monkeypatch.setattr(eblvm.compiled, "_inductor", full)
+    out = tmp_path / "run"
+    argv = ["train", "checkerboard-quick", "--no-progress", "--set=n_train=1000"]
+    assert main([*argv, "--set=compile=on", "--set=iterations=5", "--out", str(out)]) == 1
+    _one_line(capsys, "(the compile cache, TORCHINDUCTOR_CACHE_DIR): no space")
+    assert not (out / CHECKPOINT).exists()
+
+
 @pytest.mark.parametrize("where", ["inodes", "space"])
 def test_a_full_disk_at_the_start_names_the_file_never_a_temporary(
     tmp_path, monkeypatch, capsys, where
@@ -262,6 +304,10 @@ def _order_out_of_range(record):
     record["ranks"][0]["batches"]["order"] = record["ranks"][0]["batches"]["order"] + 10**6
 
 
+def _order_repeated(record):
+    record["ranks"][0]["batches"]["order"][:] = 0  # every batch the first example
+
+
 FIELDS = {
     "iteration": lambda r: r.update(iteration="5"),
     "ranks": lambda r: r.update(ranks=[]),
@@ -271,9 +317,55 @@ FIELDS = {
     "seconds.train": lambda r: r["seconds"].update(train="x"),
     "ranks[0].data_generator": _generator_state,
     "ranks[0].batches.order": _order_out_of_range,
+    "ranks[0].batches.order repeated": _order_repeated,
     "ranks[0].batches.cursor": lambda r: r["ranks"][0]["batches"].update(cursor=10**12),
     "iteration is -5": lambda r: r.update(iteration=-5),
 }
+
+
+def _steps(value):
+    def edit(record):
+        record["state"]["theta_opt"]["steps"] = torch.tensor(value, dtype=torch.float64)
+
+    return edit
+
+
+def _negative_variance(record):
+    variance = record["state"]["theta_opt"]["variance"]
+    variance["W"] = -1 - variance["W"]
+
+
+def _nan_weight(record):
+    record["state"]["theta"]["W"][0, 0] = float("nan")
+
+
+# The training state, checked against the model's own before any file is rewritten (a
+# resume rewrites the metrics and settings): a wrong count or moment would only show as
+# a run that "diverged" at once.
+STATE = {
+    "the optimiser's step count is -3.0, not a whole number >= 0": _steps(-3.0),
+    "the optimiser's step count is 2.5, not a whole number >= 0": _steps(2.5),
+    "the optimiser's step count is nan, not a whole number >= 0": _steps(float("nan")),
+    "the optimiser's variance estimate is negative": _negative_variance,
+    "W holds NaN or ±inf": _nan_weight,
+    "W must have shape (2, 4), got (2, 5)": lambda r: r["state"]["theta"].update(
+        W=torch.zeros(2, 5)
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", list(STATE))
+def test_a_checkpoint_with_a_valid_hash_and_a_wrong_state_is_refused(
+    finished, tmp_path, capsys, reason
+):
+    run = _copy(finished, tmp_path / "run")
+    record = load_checkpoint(run / CHECKPOINT)
+    STATE[reason](record)
+    save_checkpoint(record, run / CHECKPOINT, keep_previous=False)
+    before = _files(run)
+    assert main(_resume(run)) == 2
+    _one_line(capsys, f"{run / CHECKPOINT}: {reason}; the previous checkpoint")
+    assert _files(run) == before
 
 
 @pytest.mark.parametrize("field", list(FIELDS))
@@ -303,6 +395,35 @@ def test_a_deleted_checkpoint_beside_a_kept_previous_is_refused_with_what_to_do(
     assert main(_resume(run)) == 2
     _one_line(capsys, f"{run / CHECKPOINT} is missing", f"{run / PREVIOUS} (iteration 5)", "mv ")
     assert _files(run) == before
+
+
+@pytest.mark.parametrize("summary", [True, False])
+def test_a_run_whose_checkpoints_were_deleted_is_not_trained_over(
+    finished, tmp_path, capsys, summary
+):
+    """Its summary, or metrics past the first checkpoint's iteration, say that it had
+    checkpoints: refused, its metrics kept, never started again from iteration 0."""
+    run = _copy(finished, tmp_path / "run")
+    (run / CHECKPOINT).unlink()
+    (run / PREVIOUS).unlink()
+    if not summary:
+        (run / "summary.json").unlink()
+    before = _files(run)
+    assert main(_resume(run)) == 2
+    named = run / "summary.json" if summary else f"{run / 'metrics.jsonl'} reaches iteration 10"
+    _one_line(capsys, f"{run / CHECKPOINT} and {PREVIOUS} are missing, but {named}")
+    assert _files(run) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(finished, tmp_path, capsys):
+    run = _copy(finished, tmp_path / "run")
+    for name in (CHECKPOINT, PREVIOUS, "summary.json"):
+        (run / name).unlink()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    kept = [row for row in rows if row["iteration"] <= 5]  # up to the first checkpoint
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept))
+    assert main(_resume(run)) == 0
+    assert load_checkpoint(run / CHECKPOINT)["iteration"] == 20
 
 
 def test_a_lock_that_is_a_symbolic_link_is_never_followed(finished, tmp_path, capsys):
@@ -383,8 +504,12 @@ def test_a_string_where_a_number_belongs_in_metrics_names_the_file_and_line(
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     rows[-1]["test_log_likelihood"] = "x"
     metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    made = folder / PRESET / "seed0" / "run.json"  # would be rewritten by a resume of seed0
+    made.write_text(json.dumps({**json.loads(made.read_text()), "command": "before"}))
+    before = _files(folder)
     assert main([*COMPARE, "--out", str(folder)]) == 2
     _one_line(capsys, f"{metrics} line {len(rows)}", "test_log_likelihood is 'x'")
+    assert _files(folder) == before  # seed0's files too: read before any is written
 
 
 def test_a_mismatch_names_the_runs_own_value_or_says_config_json_was_edited(

@@ -66,4 +66,4 @@ __all__ = [
     "swiss_roll",
     "swiss_roll_splits",
 ]
-__version__ = "0.3.0"
+__version__ = "0.3.1"

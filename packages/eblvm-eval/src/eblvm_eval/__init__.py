@@ -212,6 +212,6 @@ __all__ = [
     "train_classifier",
     "write_atomically",
 ]
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 __getattr__ = renamed_attributes(__name__, tuple(RENAMED_IN_0_4.values()))

@@ -67,9 +67,11 @@ def resume(
     if len(iterations) > 1:
         raise RunError(f"the stack's checkpoints are at different iterations {sorted(iterations)}")
     iteration = iterations.pop() if iterations else 0
+    state = _checked_state(fresh, found, layout, runs) if found else fresh
+    # every run's metrics read (a damaged one refused) before any run's files are written
+    metrics = [run.folder.read_metrics(iteration) for run in runs]
     seconds = Seconds()
-    for run, record in zip(runs, records, strict=True):
-        rows, note = run.folder.read_metrics(iteration)
+    for run, record, (rows, note) in zip(runs, records, metrics, strict=True):
         if note and notes:
             print(f"eblvm: {note}", file=sys.stderr)
         if ranks.is_main:
@@ -80,11 +82,21 @@ def resume(
             seconds = Seconds(
                 float(record["seconds"]["train"]), float(record["seconds"]["evaluation"])
             )
-    if not found:
-        return Resumed(fresh, 0, seconds)
-    where = ", ".join(str(run.folder.path(CHECKPOINT)) for run in runs)
-    state = stacked_state(fresh, [r["state"] for r in found], layout, where)
     return Resumed(state, iteration, seconds)
+
+
+def _checked_state(
+    fresh: TrainState, found: list[dict[str, Any]], layout: Runs, runs: Sequence[TrainingRun]
+) -> TrainState:
+    """The stack's state from its checkpoints, checked before any file of a run is
+    rewritten; a lone run's refusal says how to continue from its previous checkpoint."""
+    where = ", ".join(str(run.folder.path(CHECKPOINT)) for run in runs)
+    try:
+        return stacked_state(fresh, [r["state"] for r in found], layout, where)
+    except CheckpointError as error:
+        if len(runs) > 1:
+            raise
+        raise CheckpointError(f"{error}; {runs[0].folder.damaged_checkpoint_hint()}") from None
 
 
 def _records(runs: Sequence[TrainingRun], ranks: Ranks, notes: bool) -> list[dict[str, Any] | None]:
@@ -203,8 +215,8 @@ def check_record(
         if rank == 0 and saved_world == world:  # another world: refused by its count
             valid = valid and n == examples
         need(f"{where}.batches.order", order, valid, f"an order of {examples} examples")
-        if n and not (0 <= int(order.min()) and int(order.max()) < n):
-            refuse(f"{where}.batches.order", order, f"indices of 0..{n - 1}")
+        if n and not torch.equal(order.sort().values, torch.arange(n)):
+            refuse(f"{where}.batches.order", order, f"a permutation of 0..{n - 1}")
         cursor = batches.get("cursor")
         need(f"{where}.batches.cursor", cursor, _is_int(cursor, 0, n), f"an integer in 0..{n}")
     stack = record.get("stack", [])

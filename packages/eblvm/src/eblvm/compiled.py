@@ -101,12 +101,29 @@ class CompiledStep:
                 compiled(state, v, noise, iteration)  # the first run, counted here too
         except Exception as error:
             if self.mode == "on":
+                refusal = _os_refusal(error)
+                if refusal is not None:  # a full or read-only cache folder, not a bug
+                    raise refusal from error
                 raise RuntimeError(f"compiling the training step failed: {error}") from error
             self.fallback_reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             return
         finally:
             self.compile_seconds = time.perf_counter() - start
         self.compiled = compiled
+
+
+def _os_refusal(error: BaseException) -> OSError | None:
+    """The operating system's refusal behind a failed compile (inductor wraps it), naming
+    the compile cache when the refusal names no file; None when there is none."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or cause.errno is None:
+        return None
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    filename = cause.filename or f"{cache_dir()} (the compile cache, TORCHINDUCTOR_CACHE_DIR)"
+    return OSError(cause.errno, cause.strerror, filename)
 
 
 def _inductor(graph: torch.fx.GraphModule, example: tuple[Any, ...]) -> Callable[..., Any]:

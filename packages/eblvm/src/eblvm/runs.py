@@ -381,8 +381,11 @@ class RunFolder:
         path = self.path(METRICS)
         handle = _open_here(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         size = os.fstat(handle).st_size
+        data = (dumps_json(row) + "\n").encode()
         try:
-            os.write(handle, (dumps_json(row) + "\n").encode())
+            written = 0
+            while written < len(data):  # a full disk may take part of a row before it refuses
+                written += os.write(handle, data[written:])
             os.fsync(handle)
         except OSError as error:  # no half row left behind: the file as it was
             with contextlib.suppress(OSError):
@@ -432,12 +435,29 @@ class RunFolder:
         if not path.exists():
             if self.path(PREVIOUS).exists():
                 raise CheckpointError(f"{path} is missing; {self.damaged_checkpoint_hint()}")
+            self._refuse_lost_checkpoints(settings)
             return None
         try:
             record = _checked(path, ("format", "fingerprint", *required), check)
         except CheckpointError as error:
             raise CheckpointError(f"{error}; {self.damaged_checkpoint_hint()}") from None
         return self._continued(path, record, settings)
+
+    def _refuse_lost_checkpoints(self, settings: Settings) -> None:
+        """Refuse (CheckpointError) a folder without checkpoints whose metrics go past the
+        first checkpoint's iteration, or that holds a summary: it had checkpoints, and
+        training it again from iteration 0 would replace its metrics. Rows up to the
+        first checkpoint (a crash before it was written) start the run again."""
+        rows, _ = self.read_metrics()
+        last = max((row["iteration"] for row in rows), default=0)
+        summary = self.path(SUMMARY)
+        if last > settings.cadence.checkpoint_every or summary.exists():
+            reached = f"{self.path(METRICS)} reaches iteration {last}"
+            raise CheckpointError(
+                f"{self.path(CHECKPOINT)} and {PREVIOUS} are missing, but "
+                f"{summary if summary.exists() else reached}: the run cannot continue; "
+                "choose another --out (or remove this folder's files to train it again)"
+            )
 
     def previous_record(
         self,

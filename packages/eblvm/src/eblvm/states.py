@@ -85,6 +85,8 @@ def _fill_params(like: Params, records: list[Params], runs: Runs, where: str) ->
                 got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
                 raise CheckpointError(f"{where}: {key} must have shape {expected}, got {got}")
             _check_dtype(part, value, key, where)
+            if not bool(torch.isfinite(part).all()):
+                raise CheckpointError(f"{where}: {key} holds NaN or ±inf")
             parts.append(part.to(value.device))
         filled[name] = torch.stack(parts) if runs.stacked else parts[0]
     if any(
@@ -103,10 +105,18 @@ def _fill_adam(
     for record in records:
         if not isinstance(record, dict) or not isinstance(record.get("steps"), Tensor):
             raise CheckpointError(f"{where}: the optimiser state is missing or damaged")
+        steps = record["steps"]
+        if not (steps.dim() == 0 and bool(steps >= 0) and bool(steps == steps.round())):
+            raise CheckpointError(
+                f"{where}: the optimiser's step count is {steps.tolist()}, not a whole number >= 0"
+            )
+    variance = _fill_params(like.variance, [r["variance"] for r in records], runs, where)
+    if any(bool((value < 0).any()) for value in variance.values()):
+        raise CheckpointError(f"{where}: the optimiser's variance estimate is negative")
     return AdamState(
         records[0]["steps"].to(like.steps.device, like.steps.dtype),
         _fill_params(like.mean, [r["mean"] for r in records], runs, where),
-        _fill_params(like.variance, [r["variance"] for r in records], runs, where),
+        variance,
     )
 
 

@@ -15,4 +15,4 @@ __all__ = [
     "ExactGaussianPosterior",
     "GaussianEBLVM",
 ]
-__version__ = "0.4.0"
+__version__ = "0.4.1"
