@@ -118,6 +118,7 @@ def test_report_names_every_claim_with_one_verdict_line(smoke):
     assert by_key["F.1"]["verdict"].startswith(f"{NOT_RUN}: not measured yet")
     assert by_key["G.2.2-cifar10"]["verdict"].startswith(f"{NOT_RUN}: not measured yet")
     assert "## Environment" in report and "torch " in report
+    assert f"Command: `eblvm reproduce --out {out}`." in report  # how to run it again
 
 
 def test_figures_exist_and_are_linked_relatively(smoke):

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -211,7 +210,7 @@ def format_report(out: Path, scale: Scale, records: Mapping[str, dict[str, Any]]
         "",
         f"Scale: **{scale.name}**"
         + (marked if scale.mark else "")
-        + f". Command: `{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`. "
+        + f". Command: `eblvm reproduce --out {out}{' --quick' if scale == QUICK else ''}`. "
         f"Minutes measuring, all claims: {total:.1f} (CPU minutes, all processes: {cpu:.1f}).",
         "",
         "| claim | verdict | minutes | CPU minutes |",
