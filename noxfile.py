@@ -7,7 +7,7 @@
 - ``lint``, ``typecheck``: ruff and mypy over the sources.
 - ``main``: the README's main job, a real training run with evaluation.
 - ``reproduce``: ``eblvm reproduce --quick``, the appendix's claims at a small scale
-  (about 10 minutes on two cores), into a temporary folder or the one given after ``--``.
+  (about 5 minutes on two free cores), into a temporary folder or the one given after ``--``.
 - ``bench``: a quick asv pass over the working tree and the performance goals'
   ratios (``benchmarks/README.md``); earlier results are kept
   (``benchmarks/.asv``), ``-- publish`` writes their dashboard.

@@ -163,6 +163,19 @@ def test_a_folder_of_another_scale_is_refused(smoke):
 # ----------------------------------------------------------------------------- pieces
 
 
+def test_a_claim_not_run_here_keeps_its_reason_through_other_calls(smoke):
+    out, _ = smoke
+    (record,) = [
+        r
+        for r in reproduce(out, only=["G.2.2-cifar10"], scale=TINY, progress=False)
+        if r["key"] == "G.2.2-cifar10"
+    ]
+    assert record["verdict"].startswith(f"{NOT_RUN}: needs a GPU")
+    again = {r["key"]: r for r in reproduce(out, only=["H"], scale=TINY, progress=False)}
+    assert again["G.2.2-cifar10"]["verdict"] == record["verdict"]
+    assert record["verdict"] in (out / REPORT).read_text()
+
+
 def test_quick_verdicts_are_marked(tmp_path):
     records = {
         claim.key: {

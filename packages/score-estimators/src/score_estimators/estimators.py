@@ -497,8 +497,8 @@ def unroll_posterior(
 
 
 class BiSM(_SampleEstimator):
-    """Bi-level score matching's estimate: (1/L) Σ_i ∇_v log[p̃(v, h_i)/q_{φ_N(θ)}(h_i | v)],
-    h_i reparameterised from q_{φ_N(θ)}, with φ_N(θ) from ``n_unroll`` unrolled
+    """Bi-level score matching's estimate ``(1/L) Σ_i ∇_v log[p̃(v, h_i)/q_{φ_N(θ)}(h_i | v)]``,
+    ``h_i`` reparameterised from ``q_{φ_N(θ)}``, with ``φ_N(θ)`` from ``n_unroll`` unrolled
     gradient steps (learning rate ``inner_lr``, ``inner_samples`` draws each) on the
     posterior loss.
 

@@ -1,10 +1,11 @@
 """``eblvm reproduce``: every claim of ``claims.CLAIMS`` that this machine can run,
 measured at one scale, decided by its rule and written into ``out/REPORT.md``.
 
-A finished claim keeps its record in ``out/claims/<key>.json`` and is not measured
-again; a claim stopped halfway resumes through the trainer's own run folders (finished
-runs train nothing, interrupted ones continue from their checkpoints). A claim that was
-not run here (no GPU, no data, no deep runs given) is looked at again on every call.
+A claim keeps its record in ``out/claims/<key>.json``. A finished claim is not
+measured again; a claim stopped halfway resumes through the trainer's own run folders
+(finished runs train nothing, interrupted ones continue from their checkpoints). A claim
+that was not run here (no GPU, no data, no deep runs given) is looked at again on every
+call that selects it; until then the report shows why it was not run.
 """
 
 from __future__ import annotations
@@ -58,9 +59,15 @@ def _record_path(out: Path, claim: Claim) -> Path:
     return out / CLAIMS_FOLDER / f"{claim.key}.json"
 
 
-def _finished(out: Path, claim: Claim) -> dict[str, Any] | None:
+def _saved(out: Path, claim: Claim) -> dict[str, Any] | None:
+    """The claim's last record in ``out``, finished or not run here."""
     path = _record_path(out, claim)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def _finished(out: Path, claim: Claim) -> dict[str, Any] | None:
+    saved = _saved(out, claim)
+    return None if saved is None or saved["verdict"].startswith(NOT_RUN) else saved
 
 
 def _minutes_left(claims: Sequence[Claim], scale: Scale, pace: float) -> float:
@@ -127,7 +134,7 @@ def reproduce(
             "minutes": minutes,
             "cpu_minutes": cpu_minutes,
         }
-        if not outcome.verdict.startswith(NOT_RUN):  # looked at again on every call
+        if records[claim.key] != _saved(folder, claim):  # not run here: kept, but tried again
             write_json(_record_path(folder, claim), records[claim.key])
         if progress:
             print(f"{head}: {outcome.verdict} ({minutes:.1f} min)", flush=True)
@@ -148,10 +155,10 @@ def _cpu_seconds() -> float:
 
 
 def _record(out: Path, claim: Claim) -> dict[str, Any]:
-    """A claim's finished record, else a placeholder naming the command that measures it."""
-    finished = _finished(out, claim)
-    if finished is not None:
-        return finished
+    """A claim's last record, else a placeholder naming the command that measures it."""
+    saved = _saved(out, claim)
+    if saved is not None:
+        return saved
     return {
         "key": claim.key,
         "verdict": f"{NOT_RUN}: not measured yet (`eblvm reproduce --out {out} --only "
