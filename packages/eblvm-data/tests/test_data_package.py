@@ -14,7 +14,7 @@ def test_version_matches_pyproject() -> None:
     found = re.search(r'^version = "([^"]+)"$', text, flags=re.MULTILINE)
     assert found is not None
     version = found.group(1)
-    assert eblvm_data.__version__ == version == "0.3.1"
+    assert eblvm_data.__version__ == version == "0.4.0"
 
 
 def test_every_public_name_is_there() -> None:

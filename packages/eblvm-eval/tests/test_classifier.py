@@ -13,6 +13,7 @@ from torch import Tensor
 from eblvm_eval import (
     Classifier,
     classifier_accuracy,
+    classifier_class_shares,
     classifier_fid,
     classifier_score,
     classifier_statistics,
@@ -93,6 +94,19 @@ def test_it_learns_separable_classes_and_confident_balanced_predictions_score_te
     assert score.mean == pytest.approx(10.0, rel=0.02)
     one_class = images[labels == 3]
     assert classifier_score(one_class, trained, splits=1).mean == pytest.approx(1.0, abs=0.02)
+
+
+def test_class_shares_count_each_class_the_classifier_sees(trained: Classifier) -> None:
+    images, labels = patterns(10, seed=9)
+    balanced = classifier_class_shares(images, trained, batch_size=7)
+    assert balanced.dtype == torch.float64
+    assert torch.equal(balanced, torch.full((10,), 0.1, dtype=torch.float64))
+    # 3 of class 2, 1 of class 7: the shares a model that misses eight classes gets
+    picked = torch.cat([images[labels == 2][:3], images[labels == 7][:1]])
+    shares = classifier_class_shares(picked, trained)
+    expected = torch.zeros(10, dtype=torch.float64)
+    expected[2], expected[7] = 0.75, 0.25
+    assert torch.equal(shares, expected)
 
 
 def test_the_score_is_the_inception_score_formula_on_the_logits(trained: Classifier) -> None:

@@ -21,8 +21,8 @@ from eblvm.evaluate import evaluate_run
 from eblvm.grbm.task import GRBMTask
 from eblvm.images.task import ImageTask
 from eblvm.presets import get_preset
-from eblvm_data import fashion_mnist
-from eblvm_eval import classifier_score, load_classifier
+from eblvm_data import FASHION_MNIST_CLASSES, fashion_mnist
+from eblvm_eval import classifier_class_shares, classifier_score, load_classifier
 
 N_TRAIN, N_TEST = 5010, 40  # Fashion-MNIST's loader keeps 5000 for validation
 
@@ -125,9 +125,15 @@ def test_classifier_metrics_score_samples_beside_the_real_test_images(
         assert record["real_test_value"] == pytest.approx(expected.mean, rel=1e-9)
         assert record["real_test_std"] == pytest.approx(expected.std, rel=1e-9, abs=1e-12)
         assert 1.0 <= record["value"] <= 10.0
+        real_shares = record["real_test_class_shares"]
+        assert list(real_shares) == list(FASHION_MNIST_CLASSES)
+        assert list(real_shares.values()) == classifier_class_shares(real, model).tolist()
+        assert sum(record["class_shares"].values()) == pytest.approx(1.0)
+        assert "; most drawn: " in line
     else:
         assert record["real_test_value"] >= 0 and record["value"] >= 0
         assert record["std"] is None
+        assert "class_shares" not in record and "most drawn" not in line
 
 
 def _record(run: Path, metric: str) -> dict:

@@ -19,7 +19,12 @@ from eblvm_data.checkerboard import (
 )
 from eblvm_data.cifar10 import cifar10
 from eblvm_data.digits import DIGITS_SEED, digits
-from eblvm_data.fashion_mnist import FASHION_MNIST_ROOT, fashion_mnist, fashion_mnist_labels
+from eblvm_data.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_ROOT,
+    fashion_mnist,
+    fashion_mnist_labels,
+)
 from eblvm_data.frey_face import frey_face
 from eblvm_data.gaussian import GAUSSIAN_SEEDS, gaussian, gaussian_splits
 from eblvm_data.mnist import mnist
@@ -33,6 +38,7 @@ __all__ = [
     "CHECKERBOARD_LOG_DENSITY",
     "CHECKERBOARD_SEEDS",
     "DIGITS_SEED",
+    "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ROOT",
     "GAUSSIAN_SEEDS",
     "MOONS_SEEDS",
@@ -66,4 +72,4 @@ __all__ = [
     "swiss_roll",
     "swiss_roll_splits",
 ]
-__version__ = "0.3.1"
+__version__ = "0.4.0"

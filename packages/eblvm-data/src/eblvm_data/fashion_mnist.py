@@ -17,6 +17,19 @@ from eblvm_data.splits import Splits
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 FASHION_MNIST_URL = "https://github.com/zalandoresearch/fashion-mnist"
+# The names of the labels 0 to 9, as the data set's authors give them.
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def fashion_mnist(
@@ -48,7 +61,8 @@ def fashion_mnist(
 def fashion_mnist_labels(
     root: str | os.PathLike[str] = FASHION_MNIST_ROOT, *, n_validation: int = 5000
 ) -> Splits:
-    """The class labels (0 to 9) of ``fashion_mnist``'s images, split the same way.
+    """The class labels (0 to 9, named by ``FASHION_MNIST_CLASSES``) of
+    ``fashion_mnist``'s images, split the same way.
 
     Read from ``train-labels-idx1-ubyte`` and ``t10k-labels-idx1-ubyte`` in ``root``
     (plain or ``.gz``; Debian's package installs them beside the images). Returns

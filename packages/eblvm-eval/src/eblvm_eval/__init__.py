@@ -37,6 +37,7 @@ from eblvm_eval.classifier import (
     CLASSIFIER_IMAGE_SHAPE,
     Classifier,
     classifier_accuracy,
+    classifier_class_shares,
     classifier_fid,
     classifier_score,
     classifier_statistics,
@@ -161,6 +162,7 @@ __all__ = [
     "annealing_schedule",
     "bernoulli_kl",
     "classifier_accuracy",
+    "classifier_class_shares",
     "classifier_fid",
     "classifier_score",
     "classifier_statistics",
@@ -212,6 +214,6 @@ __all__ = [
     "train_classifier",
     "write_atomically",
 ]
-__version__ = "0.4.1"
+__version__ = "0.5.0"
 
 __getattr__ = renamed_attributes(__name__, tuple(RENAMED_IN_0_4.values()))

@@ -9,7 +9,9 @@ channels), a 128-unit ReLU feature layer and 10 logits.
 - ``classifier_fid``: the Fréchet distance (``frechet_distance``) between Gaussians
   fitted to the 128-dim features of two image sets (``feature_statistics``);
 - ``classifier_score``: the Inception Score formula (``inception_score_from_logits``) on
-  the classifier's 10 logits: 10 at best (confident and balanced), 1 at worst.
+  the classifier's 10 logits: 10 at best (confident and balanced), 1 at worst;
+- ``classifier_class_shares``: the share of the images put in each class, which shows
+  the classes a model's samples miss.
 
 ``train_classifier`` is a pure, seeded function of the images and labels; its weights
 are saved with ``save_classifier`` beside a ``.sha256`` file, and ``load_classifier``
@@ -41,6 +43,7 @@ __all__ = [
     "CLASSIFIER_IMAGE_SHAPE",
     "Classifier",
     "classifier_accuracy",
+    "classifier_class_shares",
     "classifier_fid",
     "classifier_score",
     "classifier_statistics",
@@ -212,6 +215,17 @@ def classifier_score(
     model = _checked(classifier)
     logits = compute_features(images, model, batch_size=batch_size)
     return inception_score_from_logits(logits, splits=splits)
+
+
+def classifier_class_shares(
+    images: Tensor | Iterable[Tensor], classifier: Classifier, *, batch_size: int = 500
+) -> Tensor:
+    """The share of ``images`` in each class, by the classifier's most likely class:
+    ``(10,)`` float64 summing to 1 (a balanced set of the ten classes: about 0.1 each)."""
+    model = _checked(classifier)
+    logits = compute_features(images, model, batch_size=batch_size)
+    counts = torch.bincount(logits.argmax(dim=1).cpu(), minlength=CLASSIFIER_CLASSES)
+    return counts.double() / counts.sum()
 
 
 # --------------------------------------------------------------------------- weights
