@@ -943,7 +943,9 @@ def _add_reproduce(commands: Any) -> None:
     )
     parser.add_argument("--out", required=True, type=_path, help="folder of the report and runs")
     parser.add_argument(
-        "--quick", action="store_true", help="fewer seeds and iterations (about 5 minutes on two cores)"
+        "--quick",
+        action="store_true",
+        help="fewer seeds and iterations (about 5 minutes on two cores)",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="CLAIM", help="only these claims (F.1, F.2, H, frey, ...)"

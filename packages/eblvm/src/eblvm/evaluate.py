@@ -292,7 +292,7 @@ def _sample_records(
     records = []
     for scorer in scorers:
         ours, real = scorer(samples), scorer(test)
-        record = {
+        record: dict[str, Any] = {
             "value": ours.value,
             "std": ours.std,
             "n": n,
