@@ -360,6 +360,6 @@ def describe_class_shares(shares: dict[str, float], *, most: int = 3) -> str:
     """The classes the samples fall in most, and those they miss: "most drawn: Bag 31 %,
     Pullover 20 %, Coat 12 %; none drawn: Trouser, Sandal"."""
     ranked = sorted(shares.items(), key=lambda item: -item[1])
-    drawn = ", ".join(f"{name} {share:.0%}".replace("%", " %") for name, share in ranked[:most])
+    drawn = ", ".join(f"{name} {100 * share:.0f} %" for name, share in ranked[:most])
     missed = [name for name, share in shares.items() if share == 0]
     return f"most drawn: {drawn}" + (f"; none drawn: {', '.join(missed)}" if missed else "")
