@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from eblvm import SettingsError, apply_overrides, train
+from eblvm import Settings, SettingsError, apply_overrides, train
 from eblvm.cli import main
 from eblvm.images import sampling
 from eblvm.images import task as image_task
@@ -404,6 +404,7 @@ def test_fid_of_a_run_against_the_statistics_of_fid_stats(trained, tmp_path, mon
         ("sampling.t_max=0.5", "sampling.t_max must be >= 1"),
         ("objective.sigma_min=2", "objective.sigma_min must be at most objective.sigma_max"),
         ("objective.sigma_max=inf", "objective.sigma_max must be positive and finite"),
+        ("objective.schedule=log", "objective.schedule must be one of linear, geometric"),
         ("method.refine_noise_std=-1", "method.refine_noise_std must be non-negative"),
         ("method=is", "method.refine_steps refines fixed draws"),
         ("lrr=1", "unknown setting 'lrr'; did you mean lr"),
@@ -446,8 +447,21 @@ def test_fingerprint_ignores_paths_cadence_and_the_device_only():
         ],
     )
     assert same.fingerprint() == base.fingerprint()
-    for changed in (["iterations=2"], ["seed=1"], ["lr=1e-4"]):
+    for changed in (["iterations=2"], ["seed=1"], ["lr=1e-4"], ["objective.schedule=geometric"]):
         assert apply_overrides(base, changed).fingerprint() != base.fingerprint()
+
+
+def test_runs_recorded_before_the_noise_schedule_setting_load_and_resume():
+    """config.json of a run before 0.8.0 lacks objective.schedule: it reads as linear, and
+    linear levels leave the fingerprint what it was, so its checkpoints still match."""
+    record = TINY.to_dict()
+    assert record["objective"].pop("schedule") == "linear"
+    old = Settings.from_dict(record)
+    assert old.objective.schedule == "linear"
+    assert old.fingerprint() == TINY.fingerprint()
+    assert "objective.schedule" not in TINY.trajectory()
+    geometric = apply_overrides(TINY, ["objective.schedule=geometric"])
+    assert geometric.trajectory()["objective.schedule"] == "geometric"
 
 
 def test_presets_carry_the_papers_settings():

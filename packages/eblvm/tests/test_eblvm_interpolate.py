@@ -1,5 +1,6 @@
-"""``eblvm interpolate``: images of a deep EBLVM along paths in h between the posterior
-means of test images, one row per pair and one column per step."""
+"""``eblvm interpolate``: images of a deep EBLVM along paths in h from the posterior
+means of test images (to another's, or to the negated mean), one row per path and one
+column per step."""
 
 from __future__ import annotations
 
@@ -69,6 +70,32 @@ def test_pair_latents_run_from_one_posterior_mean_to_the_other(eblvm_run):
     assert latents.shape == (3, 5, 8)
     torch.testing.assert_close(latents[:, 0], run.posterior.mean_and_log_std(first)[0])
     torch.testing.assert_close(latents[:, -1], run.posterior.mean_and_log_std(second)[0])
+
+
+def test_to_negation_runs_from_a_posterior_mean_to_its_negation(eblvm_run, tmp_path, monkeypatch):
+    columns = []
+    original = interpolation.sample_at
+
+    def sample_at(model, h, count, **kwargs):
+        columns.append(h.clone())
+        return original(model, h, count, **kwargs)
+
+    monkeypatch.setattr(interpolation, "sample_at", sample_at)
+    command = ["interpolate", str(eblvm_run), "--pairs", "2", "--steps", "3", "--to", "negation"]
+    assert main([*command, *FAST, "--out", str(tmp_path / "i.png")]) == 0
+    run = load_run(eblvm_run, device=torch.device("cpu"))
+    means = run.posterior.mean_and_log_std(load_images(run.settings, split="test"))[0]
+    nearest = torch.cdist(columns[0], means).min(dim=1).values
+    torch.testing.assert_close(nearest, torch.zeros(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(columns[-1], -columns[0])
+    torch.testing.assert_close(columns[1], torch.zeros_like(columns[1]), atol=1e-6, rtol=0)
+
+
+def test_pair_latents_refuse_an_unknown_endpoint(eblvm_run):
+    run = load_run(eblvm_run, device=torch.device("cpu"))
+    test = load_images(run.settings, split="test")
+    with pytest.raises(ValueError, match="to must be one of image, negation, got 'origin'"):
+        interpolation.pair_latents(run.posterior, test[:1], test[1:2], 3, to="origin")
 
 
 def test_every_column_starts_from_the_same_draws(eblvm_run, tmp_path, monkeypatch):

@@ -165,7 +165,13 @@ def test_each_run_records_and_shows_only_what_its_family_and_method_read():
     ebm = get_preset("cifar10-ebm-mdsm")
     assert ebm.family is FAMILIES["deep-ebm"]
     assert "model.h_dim" not in ebm.reads() and "model.base_width" in ebm.reads()
-    assert set(ebm.to_dict()["objective"]) == {"name", "sigma_min", "sigma_max", "sigma0"}
+    assert set(ebm.to_dict()["objective"]) == {
+        "name",
+        "sigma_min",
+        "sigma_max",
+        "schedule",
+        "sigma0",
+    }
     eblvm = get_preset("cifar10-vages-mdsm")
     assert eblvm.family is FAMILIES["deep-eblvm"]
     assert {"method.refine_steps", "posterior.loss", "model.h_dim"} <= set(eblvm.reads())
@@ -199,6 +205,7 @@ def test_the_fingerprint_of_a_run_reading_every_default_is_unchanged():
     left_out = {"device", "compile", "tensorboard", "data.data_root", "fid.stats", "fid.weights"}
     left_out.add("optimiser.clip_norm")  # new in 0.4.0: runs before it had none
     left_out.add("evaluation.max_posterior_loss")  # new after 0.5.0, likewise
+    left_out.add("objective.schedule")  # new in 0.8.0, likewise (at linear)
     every = {
         name: value
         for name, value in settings.items()
@@ -259,7 +266,7 @@ def test_a_checkpoint_fingerprinted_by_0_3_0_is_its_runs():
     settings = get_preset("mnist-ebm-mdsm")
     left_out = {"device", "compile", "tensorboard", "data.data_root", "fid.stats", "fid.weights"}
     left_out |= {"optimiser.clip_norm", "cadence.log_every", "cadence.eval_every"}
-    left_out |= {"evaluation.max_posterior_loss"}
+    left_out |= {"evaluation.max_posterior_loss", "objective.schedule"}
     left_out |= {"cadence.checkpoint_every"}
     every = {name: value for name, value in settings.items() if name not in left_out}
     legacy = hashlib.sha256(json.dumps(every, sort_keys=True).encode()).hexdigest()[:16]

@@ -196,11 +196,21 @@ def test_the_compiled_step_equals_the_eager_step(method):
         torch.testing.assert_close(compiled_state.theta[name], value, rtol=1e-9, atol=1e-11)
 
 
-def test_an_image_step_is_the_composition_of_the_public_pieces():
+@pytest.mark.parametrize(
+    ("schedule", "sigma_min", "sigma_max"), [("linear", 0.05, 1.2), ("geometric", 0.1, 3.0)]
+)
+def test_an_image_step_is_the_composition_of_the_public_pieces(schedule, sigma_min, sigma_max):
     """VaGES-MDSM on a tiny deep EBLVM: K = 2 posterior steps of fisher_loss weighted by
     1/σ at the objective's noisy images, then MDSM of VaGES with Langevin refinement,
-    torch.optim.Adam on φ and θ — the same numbers as the training step."""
-    settings = tiny_images("batch_size=4", "refine_steps=2")
+    torch.optim.Adam on φ and θ — the same numbers as the training step, at the noise
+    levels ``objective.schedule`` spaces."""
+    settings = tiny_images(
+        "batch_size=4",
+        "refine_steps=2",
+        f"objective.schedule={schedule}",
+        f"objective.sigma_min={sigma_min}",
+        f"objective.sigma_max={sigma_max}",
+    )
     task = ImageTask(settings)
     model = task.build(settings, torch.Generator())
     model = Model(model.energy.double(), model.posterior.double(), model.latent_shape)
@@ -215,7 +225,9 @@ def test_an_image_step_is_the_composition_of_the_public_pieces():
     betas = (settings.optimiser.beta1, settings.optimiser.beta2)
     phi_opt = torch.optim.Adam(posterior.parameters(), lr=settings.posterior.lr, betas=betas)
     theta_opt = torch.optim.Adam(energy.parameters(), lr=settings.optimiser.lr, betas=betas)
-    sigmas = noise_levels(4, sigma_min=0.05, sigma_max=1.2, schedule="linear", dtype=DTYPE)
+    sigmas = noise_levels(
+        4, sigma_min=sigma_min, sigma_max=sigma_max, schedule=schedule, dtype=DTYPE
+    )
     noisy = v + sigmas.view(-1, 1, 1, 1) * noise.objective
     fixed = at_fixed_v(energy, noisy)
     for k in range(settings.posterior.steps):
@@ -232,8 +244,9 @@ def test_an_image_step_is_the_composition_of_the_public_pieces():
             noise=EstimatorNoise(noise.estimate.posterior, noise.estimate.langevin),
         ),
         v,
-        sigma_min=0.05,
-        sigma_max=1.2,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        schedule=schedule,
         sigma0=0.1,
         noise=noise.objective,
     )

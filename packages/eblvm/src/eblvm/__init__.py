@@ -91,7 +91,7 @@ __all__ = [
     "train",
     "train_stack",
 ]
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 
 def __getattr__(name: str) -> Any:

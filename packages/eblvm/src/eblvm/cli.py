@@ -833,12 +833,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_endpoint_option(parser: argparse.ArgumentParser) -> None:
+    from eblvm.interpolate import ENDPOINTS
+
+    parser.add_argument(
+        "--to",
+        choices=ENDPOINTS,
+        default="image",
+        help="where a path ends: the second image's posterior mean (image), or the first "
+        "one's negated, −m (negation: the path of the paper's code)",
+    )
+
+
 def _add_interpolate(commands: Any) -> None:
     parser = commands.add_parser(
         "interpolate",
         parents=[_SHARED],
-        help="a deep EBLVM run's images along paths in h between the posterior means of "
-        "test images (PNG grid: a row per pair, a column per step)",
+        help="a deep EBLVM run's images along paths in h from the posterior means of test "
+        "images (PNG grid: a row per path, a column per step)",
+        complete=_add_endpoint_option,
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="folder of a deep EBLVM run")
     parser.add_argument("--pairs", type=_positive, default=4, help="pairs of test images (rows)")
@@ -871,6 +884,7 @@ def _interpolate(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         method=args.method,
+        to=args.to,
         langevin_steps=tuple(args.langevin_steps) if args.langevin_steps else None,
         step_size=args.step_size,
         out=args.out,

@@ -1,11 +1,12 @@
 """Interpolation in the latent space of a deep EBLVM run (the paper's Fig. 6).
 
 For pairs of test images (a, b), h runs from the posterior mean of q(h | a) to that of
-q(h | b) (``interpolate_latents``, endpoints included), and at each h an image is drawn
-by annealed Langevin dynamics in v of the conditional energy E(v, h), h fixed. Every
-column starts from the same noise and uses the same draws (the generator is reseeded
-per column), so that along a row only h changes. The PNG grid has one row per pair and
-one column per interpolation step.
+q(h | b) (``interpolate_latents``, endpoints included); with ``to="negation"`` it runs
+from the posterior mean m of q(h | a) to −m instead, the path of the paper's code. At
+each h an image is drawn by annealed Langevin dynamics in v of the conditional energy
+E(v, h), h fixed. Every column starts from the same noise and uses the same draws (the
+generator is reseeded per column), so that along a row only h changes. The PNG grid has
+one row per path and one column per interpolation step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ebm_models import DeepEBLVM
 from score_estimators import GaussianPosterior
 
 INTERPOLATION = "interpolation.png"
+# Where a path ends: the second image's posterior mean, or the negated first one's.
+ENDPOINTS = ("image", "negation")
 
 
 def pair_latents(
@@ -33,11 +36,15 @@ def pair_latents(
     steps: int,
     *,
     method: Literal["linear", "spherical"] = "linear",
+    to: Literal["image", "negation"] = "image",
 ) -> Tensor:
     """``(P, steps, H)``: for each pair of images ``first[p]``, ``second[p]`` (P, C, S, S),
-    the path from the posterior mean of the first to that of the second."""
+    the path from the posterior mean m of the first to that of the second (``to="image"``)
+    or to −m (``to="negation"``: ``second`` is not used)."""
+    if to not in ENDPOINTS:
+        raise ValueError(f"to must be one of {', '.join(ENDPOINTS)}, got {to!r}")
     start = posterior.mean_and_log_std(first)[0]
-    end = posterior.mean_and_log_std(second)[0]
+    end = posterior.mean_and_log_std(second)[0] if to == "image" else -start
     return torch.stack(
         [interpolate_latents(a, b, steps, method=method) for a, b in zip(start, end, strict=True)]
     )
@@ -51,6 +58,7 @@ def interpolate_run(
     steps: int = 8,
     seed: int = 0,
     method: Literal["linear", "spherical"] = "linear",
+    to: Literal["image", "negation"] = "image",
     langevin_steps: tuple[int, int, int] | None = None,
     step_size: float | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -62,8 +70,9 @@ def interpolate_run(
     unless ``raw``) to ``out`` (default ``run_dir/interpolation.png``) and return its path.
 
     ``pairs`` pairs of distinct test images picked with ``seed``; ``steps`` >= 2 points per
-    path (``method`` linear or spherical); ``langevin_steps`` = (hold, anneal, final) and
-    ``step_size`` replace the run's annealing settings.
+    path (``method`` linear or spherical), ending at the second image's posterior mean or
+    at the first one's negated (``to``, see ``pair_latents``); ``langevin_steps`` =
+    (hold, anneal, final) and ``step_size`` replace the run's annealing settings.
     """
     for value, name, least in ((pairs, "pairs", 1), (steps, "steps", 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -86,7 +95,9 @@ def interpolate_run(
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randperm(image_count(test), generator=generator)[: 2 * pairs]
     images = fetch(test, picks).to(device, next(run.model.parameters()).dtype)
-    latents = pair_latents(run.posterior, images[:pairs], images[pairs:], steps, method=method)
+    latents = pair_latents(
+        run.posterior, images[:pairs], images[pairs:], steps, method=method, to=to
+    )
     columns = [
         sample_at(
             run.model,

@@ -85,12 +85,14 @@ class DSM:
 
 @dataclass(frozen=True)
 class MDSM:
-    """Multiscale DSM with levels linear in [sigma_min, sigma_max] over each run's batch;
-    a process of ``piece = (rank, world)`` takes its piece of the whole batch's levels."""
+    """Multiscale DSM with levels in [sigma_min, sigma_max] spaced by ``schedule`` over
+    each run's batch; a process of ``piece = (rank, world)`` takes its piece of the whole
+    batch's levels."""
 
     sigma_min: float
     sigma_max: float
     sigma0: float
+    schedule: str = "linear"
     runs: Runs = field(default_factory=Runs)
     piece: tuple[int, int] = (0, 1)
     noise_axis: int | None = 0
@@ -103,7 +105,7 @@ class MDSM:
             local * world,
             sigma_min=self.sigma_min,
             sigma_max=self.sigma_max,
-            schedule="linear",
+            schedule=self.schedule,
             dtype=v.dtype,
             device=v.device,
         )

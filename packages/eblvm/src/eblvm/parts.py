@@ -68,6 +68,7 @@ def objective_of(settings: Settings, runs: Runs, ranks: Ranks) -> ObjectivePart:
             objective.sigma_min,
             objective.sigma_max,
             objective.sigma0,
+            objective.schedule,
             runs=runs,
             piece=(ranks.rank, ranks.world),
         ),

@@ -26,6 +26,7 @@ from typing import Any
 
 from eblvm.families import IMAGE_DATASETS, Family, datasets, family_of
 from eblvm.methods import METHODS, Method, method_named
+from score_objectives.mdsm import SCHEDULES as NOISE_SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +38,7 @@ NCE_STARTS = ("estimate", "zero")
 # Each objective and the objective.* settings it reads.
 OBJECTIVE_READS = {
     "dsm": ("sigma",),
-    "mdsm": ("sigma_min", "sigma_max", "sigma0"),
+    "mdsm": ("sigma_min", "sigma_max", "schedule", "sigma0"),
     "ssm": ("projections",),
     "sm": (),
     "ksd": (),
@@ -82,6 +83,7 @@ ADDED_SINCE = frozenset(
     {
         "optimiser.clip_norm",  # 0.4.0
         "evaluation.max_posterior_loss",  # after 0.5.0
+        "objective.schedule",  # 0.8.0
     }
 )
 # What a method that fits q(h | v) reads.
@@ -260,14 +262,16 @@ _METHOD_COUNTS = {
 
 @dataclass(frozen=True)
 class ObjectiveSettings:
-    """``name``; DSM's ``sigma``; SSM's ``projections``; MDSM's levels linear in
-    [``sigma_min``, ``sigma_max``] over the batch and ``sigma0``."""
+    """``name``; DSM's ``sigma``; SSM's ``projections``; MDSM's levels in
+    [``sigma_min``, ``sigma_max``] over the batch, spaced by ``schedule`` (``linear`` or
+    ``geometric``), and ``sigma0``."""
 
     name: str = "dsm"
     sigma: float = 0.05
     projections: int = 1
     sigma_min: float = 0.05
     sigma_max: float = 1.2
+    schedule: str = "linear"
     sigma0: float = 0.1
 
     def check(self) -> None:
@@ -276,6 +280,7 @@ class ObjectiveSettings:
         _count("objective", "projections", self.projections, 1)
         _positive("objective", "sigma_min", self.sigma_min)
         _positive("objective", "sigma_max", self.sigma_max)
+        _choice("objective", "schedule", self.schedule, NOISE_SCHEDULES)
         _positive("objective", "sigma0", self.sigma0)
         _check(
             self.sigma_min <= self.sigma_max,
@@ -593,6 +598,8 @@ class Settings:
             left_out.add("optimiser.clip_norm")
         if not self.evaluation.max_posterior_loss:  # likewise
             left_out.add("evaluation.max_posterior_loss")
+        if self.objective.schedule == "linear":  # likewise
+            left_out.add("objective.schedule")
         read = set(self.reads()) if unread_at_default else {name for name, _ in self.items()}
         return {
             name: value if name in read else default
