@@ -78,7 +78,8 @@ RUN_READS = (
     "tensorboard",
 )
 # Settings newer than the first records: a record without one was written before it
-# existed and takes its default (which trains as the run did then).
+# existed and takes its default (which trains as the run did then); at its default, one
+# is left out of the fingerprint, so that the runs recorded before it resume.
 ADDED_SINCE = frozenset(
     {
         "optimiser.clip_norm",  # 0.4.0
@@ -594,16 +595,17 @@ class Settings:
         left_out |= {f"cadence.{f.name}" for f in fields(CadenceSettings)}
         if self.optimiser.schedule != "constant":
             left_out.discard("cadence.iterations")
-        if not self.optimiser.clip_norm:  # off: the fingerprints of runs before it hold
-            left_out.add("optimiser.clip_norm")
-        if not self.evaluation.max_posterior_loss:  # likewise
-            left_out.add("evaluation.max_posterior_loss")
-        if self.objective.schedule == "linear":  # likewise
-            left_out.add("objective.schedule")
-        read = set(self.reads()) if unread_at_default else {name for name, _ in self.items()}
+        rows = [
+            (name, value, default)
+            for (name, value), (_, default) in zip(self.items(), Settings().items(), strict=True)
+        ]
+        left_out |= {
+            name for name, value, default in rows if name in ADDED_SINCE and value == default
+        }
+        read = set(self.reads()) if unread_at_default else {name for name, _, _ in rows}
         return {
             name: value if name in read else default
-            for (name, value), (_, default) in zip(self.items(), Settings().items(), strict=True)
+            for name, value, default in rows
             if name not in left_out
         }
 
